@@ -1,0 +1,63 @@
+/*
+ * The start and end every database command shares.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "commands.h"
+#include "config.h"
+#include "db.h"
+#include "diag.h"
+#include "log.h"
+#include "secret.h"
+
+int
+cmd_load_config(const struct cli *cli, struct config *cfg)
+{
+	struct diag diag;
+
+	diag_init(&diag);
+	if (!config_load(cli->config_path, cfg, &diag)) {
+		diag_print(&diag);
+		fprintf(stderr, "%s: %zu error%s; configuration not valid\n",
+			cli->config_path, diag.n_errors,
+			diag.n_errors == 1 ? "" : "s");
+		diag_fini(&diag);
+		return EXIT_USAGE;
+	}
+	if (!secret_load_all(cfg, &diag)) {
+		diag_print(&diag);
+		diag_fini(&diag);
+		config_free(cfg);
+		return EXIT_USAGE;
+	}
+	/* warnings from loading still deserve to be seen */
+	diag_print(&diag);
+	diag_fini(&diag);
+	return EXIT_OK;
+}
+
+int
+cmd_setup(const struct cli *cli, struct config *cfg, PGconn **conn)
+{
+	char *err = NULL;
+	int status = cmd_load_config(cli, cfg);
+
+	if (status != EXIT_OK)
+		return status;
+	*conn = db_connect(cfg, &err);
+	if (!*conn) {
+		log_error("could not connect to the database: %s", err);
+		free(err);
+		config_free(cfg);
+		return EXIT_RUNTIME;
+	}
+	return EXIT_OK;
+}
+
+void
+cmd_teardown(struct config *cfg, PGconn *conn)
+{
+	db_close(conn);
+	config_free(cfg);
+}

@@ -1,0 +1,27 @@
+/*
+ * util: allocation that cannot fail silently, small string helpers.
+ * Out of memory is not an input error; we log and exit.
+ */
+#ifndef RETENTIOND_UTIL_H
+#define RETENTIOND_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define MUSTCHECK __attribute__((warn_unused_result))
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xreallocarray(void *p, size_t n, size_t size);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Overwrite then free: for passwords and keys. */
+void secure_free(void *p, size_t n);
+void secure_free_str(char *s);
+
+bool str_has_ctl(const char *s);	/* any byte < 0x20 or 0x7f */
+
+#endif
