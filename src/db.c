@@ -1,0 +1,162 @@
+#include "db.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+/* Trim the trailing newline libpq puts on its messages and join lines, so
+ * an error fits one log line. */
+static char *
+one_line(const char *msg)
+{
+	char *s = xstrdup(msg && *msg ? msg : "unknown error");
+	size_t n = strlen(s);
+	while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == ' '))
+		s[--n] = '\0';
+	for (char *p = s; *p; p++)
+		if (*p == '\n' || *p == '\r' || *p == '\t')
+			*p = ' ';
+	return s;
+}
+
+char *
+db_error(PGconn *conn, const PGresult *res)
+{
+	if (res && PQresultErrorMessage(res)[0])
+		return one_line(PQresultErrorMessage(res));
+	return one_line(conn ? PQerrorMessage(conn) : NULL);
+}
+
+PGconn *
+db_connect(const struct config *cfg, char **err)
+{
+	const char *keys[8];
+	const char *vals[8];
+	char timeout[32];
+	int n = 0;
+
+	/* Keywords before "dbname" are defaults the conninfo may override;
+	 * those after it override the conninfo. */
+	snprintf(timeout, sizeof(timeout), "%lld",
+		 (long long)(duration_ms(&cfg->database.connect_timeout) + 999) / 1000);
+	keys[n] = "connect_timeout";
+	vals[n++] = timeout;
+	keys[n] = "fallback_application_name";
+	vals[n++] = "retentiond";
+	keys[n] = "dbname";
+	vals[n++] = cfg->database.conninfo;
+	if (cfg->database.password.data) {
+		keys[n] = "password";
+		vals[n++] = (const char *)cfg->database.password.data;
+	}
+	keys[n] = NULL;
+	vals[n] = NULL;
+
+	PGconn *conn = PQconnectdbParams(keys, vals, 1);
+	if (!conn) {
+		*err = xstrdup("out of memory allocating the connection");
+		return NULL;
+	}
+	if (PQstatus(conn) != CONNECTION_OK) {
+		*err = db_error(conn, NULL);
+		PQfinish(conn);
+		return NULL;
+	}
+
+	/* Pin search_path: every object we touch is schema-qualified, and
+	 * nothing may resolve through a schema another role can create
+	 * functions or operators in. Timeouts are set here, not through the
+	 * "options" keyword, so options in the admin's conninfo survive. */
+	char stmt[32], lock[32];
+	snprintf(stmt, sizeof(stmt), "%lldms",
+		 (long long)duration_ms(&cfg->database.statement_timeout));
+	snprintf(lock, sizeof(lock), "%lldms",
+		 (long long)duration_ms(&cfg->database.lock_timeout));
+	const char *params[] = { stmt, lock };
+	PGresult *res = PQexecParams(conn,
+		"SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false),"
+		" pg_catalog.set_config('statement_timeout', $1, false),"
+		" pg_catalog.set_config('lock_timeout', $2, false)",
+		2, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		char *e = db_error(conn, res);
+		*err = xasprintf("could not configure the session: %s", e);
+		free(e);
+		PQclear(res);
+		PQfinish(conn);
+		return NULL;
+	}
+	PQclear(res);
+	log_debug("connected to database \"%s\" on %s as \"%s\" (server %d)",
+		  PQdb(conn), PQhost(conn), PQuser(conn), PQserverVersion(conn));
+	return conn;
+}
+
+void
+db_close(PGconn *conn)
+{
+	if (!conn)
+		return;
+	/* A statement still running would otherwise go on after we left. */
+	if (PQtransactionStatus(conn) == PQTRANS_ACTIVE) {
+		PGcancel *c = PQgetCancel(conn);
+		if (c) {
+			char buf[256];
+			(void)PQcancel(c, buf, sizeof(buf));
+			PQfreeCancel(c);
+		}
+	}
+	PQfinish(conn);
+}
+
+PGresult *
+db_query(PGconn *conn, const char *sql, int nparams, const char *const *params,
+	 char **err)
+{
+	PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL,
+				     NULL, 0);
+	ExecStatusType st = PQresultStatus(res);
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+		return res;
+	*err = db_error(conn, res);
+	PQclear(res);
+	return NULL;
+}
+
+bool
+db_exec(PGconn *conn, const char *sql, char **err)
+{
+	PGresult *res = db_query(conn, sql, 0, NULL, err);
+	if (!res)
+		return false;
+	PQclear(res);
+	return true;
+}
+
+char *
+db_ident(PGconn *conn, const char *name)
+{
+	char *q = PQescapeIdentifier(conn, name, strlen(name));
+	if (!q) {
+		/* only on invalid encoding or OOM; the caller reports */
+		return NULL;
+	}
+	char *copy = xstrdup(q);
+	PQfreemem(q);
+	return copy;
+}
+
+char *
+db_qualified(PGconn *conn, const char *schema, const char *table)
+{
+	char *s = db_ident(conn, schema);
+	char *t = db_ident(conn, table);
+	char *r = NULL;
+	if (s && t)
+		r = xasprintf("%s.%s", s, t);
+	free(s);
+	free(t);
+	return r;
+}

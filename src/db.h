@@ -1,0 +1,41 @@
+/*
+ * db: the one database connection. Keyword arrays, never string-built
+ * conninfo; a pinned search_path so nothing resolves through a schema an
+ * attacker could write to; timeouts from the config; every error carries
+ * PQerrorMessage.
+ */
+#ifndef RETENTIOND_DB_H
+#define RETENTIOND_DB_H
+
+#include <stdbool.h>
+
+#include <libpq-fe.h>
+
+#include "config.h"
+#include "util.h"
+
+/* Connect with cfg->database. On failure returns NULL and sets *err to a
+ * malloc'd message (no password in it). */
+PGconn *db_connect(const struct config *cfg, char **err) MUSTCHECK;
+
+/* Cancel anything running, then close. NULL is fine. */
+void db_close(PGconn *conn);
+
+/* Run SQL that returns no rows; false with a logged-ready *err on failure. */
+bool db_exec(PGconn *conn, const char *sql, char **err) MUSTCHECK;
+
+/* PQexecParams with text parameters; returns the result (caller PQclear)
+ * or NULL with *err set. Accepts PGRES_COMMAND_OK and PGRES_TUPLES_OK. */
+PGresult *db_query(PGconn *conn, const char *sql, int nparams,
+		   const char *const *params, char **err) MUSTCHECK;
+
+/* Quote an identifier (malloc'd, never NULL on success). */
+char *db_ident(PGconn *conn, const char *name) MUSTCHECK;
+
+/* "schema"."table", quoted. */
+char *db_qualified(PGconn *conn, const char *schema, const char *table) MUSTCHECK;
+
+/* Trimmed single-line copy of PQerrorMessage (or the result's message). */
+char *db_error(PGconn *conn, const PGresult *res);
+
+#endif
