@@ -1,0 +1,422 @@
+#include "batch.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "hold.h"
+#include "log.h"
+#include "strbuf.h"
+
+/* PostgreSQL type oids of the parameters (pg_type.h is server-side). */
+#define OID_BYTEA 17
+#define OID_INT8 20
+#define OID_TEXT 25
+#define OID_TIMESTAMPTZ 1184
+
+/* Tables below this many rows are counted exactly for the guard; above it
+ * the planner's estimate is close enough and costs nothing. */
+#define EXACT_COUNT_BELOW 100000
+
+static char *
+column_ref(PGconn *conn, const char *name)
+{
+	char *q = db_ident(conn, name);
+	if (!q)
+		return NULL;
+	char *r = xasprintf("t.%s", q);
+	free(q);
+	return r;
+}
+
+/* SET list and the "not yet done" condition of a de-identify rule. */
+static bool
+build_deidentify(PGconn *conn, const struct config *cfg, struct rule_sql *rs,
+		 const struct catalog_table *t, struct strbuf *set,
+		 struct strbuf *todo, char **err)
+{
+	const struct rule *r = rs->rule;
+	char *schema_q = db_ident(conn, cfg->database.schema);
+	bool uses_hash = false;
+	int ipad = 0, opad = 0;
+	bool ok = true;
+
+	for (size_t i = 0; i < r->n_deidentify; i++)
+		if (r->deidentify[i].method == METHOD_HASH)
+			uses_hash = true;
+	if (uses_hash) {
+		if (!cfg->pseudonym_key.data) {
+			*err = xstrdup("method \"hash\" needs the pseudonym key, "
+				       "and none was loaded");
+			free(schema_q);
+			return false;
+		}
+		deid_hmac_pads(cfg->pseudonym_key.data, cfg->pseudonym_key.len,
+			       rs->ipad, rs->opad);
+		ipad = ++rs->nparams;
+		rs->types[ipad - 1] = OID_BYTEA;
+		rs->values[ipad - 1] = rs->ipad;
+		opad = ++rs->nparams;
+		rs->types[opad - 1] = OID_BYTEA;
+		rs->values[opad - 1] = rs->opad;
+	}
+
+	/* Done: the marker is set, or (without "hash", whose result cannot
+	 * be recognised) every column already equals its method's result. */
+	struct strbuf same = STRBUF_INIT;
+	for (size_t i = 0; i < r->n_deidentify && ok; i++) {
+		const struct column_method *cm = &r->deidentify[i];
+		const struct catalog_column *col = catalog_column(t, cm->column);
+		if (!col) {
+			*err = xasprintf("column \"%s\" does not exist", cm->column);
+			ok = false;
+			break;
+		}
+		char *ref = column_ref(conn, cm->column);
+		char *lhs = db_ident(conn, cm->column);
+		char *expr = deid_expr(cm->method, ref, col, schema_q, ipad, opad);
+		sb_printf(set, "%s%s = %s", set->len ? ", " : "", lhs, expr);
+		sb_printf(&same, "%s%s IS NOT DISTINCT FROM %s",
+			  same.len ? " AND " : "", ref, expr);
+		free(ref);
+		free(lhs);
+		free(expr);
+	}
+	if (ok && r->marker_column) {
+		const struct catalog_column *m = catalog_column(t, r->marker_column);
+		if (!m) {
+			*err = xasprintf("marker column \"%s\" does not exist",
+					 r->marker_column);
+			ok = false;
+		} else {
+			char *lhs = db_ident(conn, r->marker_column);
+			char *ref = column_ref(conn, r->marker_column);
+			bool is_bool = strcmp(m->base, "bool") == 0;
+			sb_printf(set, ", %s = %s", lhs,
+				  is_bool ? "true"
+				  : strcmp(m->base, "date") == 0 ? "current_date"
+								 : "now()");
+			if (uses_hash)
+				sb_printf(todo, "%s IS %s", ref,
+					  is_bool ? "NOT TRUE" : "NULL");
+			else
+				sb_printf(todo, "%s IS %s AND NOT (%s)", ref,
+					  is_bool ? "NOT TRUE" : "NULL", same.s);
+			free(lhs);
+			free(ref);
+		}
+	} else if (ok) {
+		sb_printf(todo, "NOT (%s)", same.s);
+	}
+	sb_free(&same);
+	free(schema_q);
+	return ok;
+}
+
+static bool
+load_targets(PGconn *conn, struct rule_sql *rs, const struct catalog_table *t,
+	     char **err)
+{
+	if (t->relkind != 'p') {
+		rs->targets = xcalloc(1, sizeof(*rs->targets));
+		rs->n_targets = 1;
+		rs->targets[0].name = xasprintf("%s.%s", rs->rule->schema,
+						rs->rule->table);
+		rs->targets[0].qname = xstrdup(rs->qtable);
+		return true;
+	}
+	/* ctid is only unique within one relation: batches work on each
+	 * leaf partition, oldest bound first. */
+	const char *p[] = { t->oid };
+	PGresult *res = db_query(conn,
+		"SELECT n.nspname, c.relname"
+		" FROM pg_partition_tree($1::oid::regclass) pt"
+		" JOIN pg_class c ON c.oid = pt.relid"
+		" JOIN pg_namespace n ON n.oid = c.relnamespace"
+		" WHERE pt.isleaf"
+		" ORDER BY pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT',"
+		"   pg_get_expr(c.relpartbound, c.oid), c.relname", 1, p, err);
+	if (!res)
+		return false;
+	int n = PQntuples(res);
+	rs->targets = xcalloc((size_t)n, sizeof(*rs->targets));
+	rs->n_targets = (size_t)n;
+	for (int i = 0; i < n; i++) {
+		rs->targets[i].name = xasprintf("%s.%s", PQgetvalue(res, i, 0),
+						PQgetvalue(res, i, 1));
+		rs->targets[i].qname = db_qualified(conn, PQgetvalue(res, i, 0),
+						    PQgetvalue(res, i, 1));
+	}
+	PQclear(res);
+	return true;
+}
+
+static char *
+batch_statement(const struct config *cfg, PGconn *conn, struct rule_sql *rs,
+		const char *target_q, const char *set)
+{
+	struct strbuf b = STRBUF_INIT;
+	char *actions = db_qualified(conn, cfg->database.schema, "actions");
+	const char *held = rs->not_held ? rs->not_held : "true";
+
+	sb_printf(&b,
+		"WITH picked AS MATERIALIZED ("
+		"SELECT t.ctid AS tid, %s AS age FROM %s t"
+		" WHERE %s AND %s AND %s >= $%d::%s%s%s LIMIT $%d"
+		" FOR UPDATE OF t SKIP LOCKED), ",
+		rs->age_q, target_q, rs->eligible, held, rs->age_q, P_FROM,
+		rs->age_type, rs->ordered ? " ORDER BY " : "",
+		rs->ordered ? rs->age_q : "", P_LIMIT);
+	if (rs->action == ACTION_DELETE)
+		sb_printf(&b, "changed AS (DELETE FROM %s t", target_q);
+	else
+		sb_printf(&b, "changed AS (UPDATE %s t SET %s", target_q, set);
+	/* the same conditions again: a row changed since it was picked is
+	 * left alone */
+	sb_printf(&b,
+		" WHERE t.ctid = ANY (ARRAY(SELECT tid FROM picked))"
+		" AND %s AND %s RETURNING 1), "
+		"audit AS (INSERT INTO %s (run_id, rule, target, action, cutoff,"
+		" rows, started_at, finished_at)"
+		" SELECT $%d, $%d, $%d, '%s', $%d, n, statement_timestamp(),"
+		" clock_timestamp() FROM (SELECT count(*) AS n FROM changed) c"
+		" WHERE n > 0) "
+		"SELECT (SELECT count(*) FROM picked), (SELECT count(*) FROM changed),"
+		" (SELECT max(age)::text FROM picked)",
+		rs->eligible, held, actions, P_RUN, P_RULE, P_TARGET,
+		rule_action_name(rs->action), P_CUTOFF);
+	free(actions);
+	return sb_take(&b);
+}
+
+bool
+batch_prepare(PGconn *conn, const struct config *cfg, const struct rule *rule,
+	      enum rule_action action, struct rule_sql *rs, char **err)
+{
+	struct catalog_table t;
+	struct strbuf set = STRBUF_INIT, todo = STRBUF_INIT, cond = STRBUF_INIT;
+	bool ok = false;
+
+	memset(rs, 0, sizeof(*rs));
+	rs->rule = rule;
+	rs->action = action;
+	rs->nparams = P_FIXED;
+	rs->types[P_CUTOFF - 1] = OID_TIMESTAMPTZ;
+	rs->types[P_LIMIT - 1] = OID_INT8;
+	rs->types[P_FROM - 1] = OID_TEXT;
+	rs->types[P_RUN - 1] = OID_INT8;
+	rs->types[P_RULE - 1] = OID_TEXT;
+	rs->types[P_TARGET - 1] = OID_TEXT;
+
+	if (!catalog_table_load(conn, rule->schema, rule->table, &t, err))
+		return false;
+	if (!t.oid) {
+		*err = xstrdup("table does not exist");
+		return false;
+	}
+	const struct catalog_column *age = catalog_column(&t, rule->age_column);
+	if (!age || !catalog_is_datetime(age)) {
+		*err = xasprintf("age column \"%s\" %s", rule->age_column,
+				 age ? "is not a date or timestamp"
+				     : "does not exist");
+		goto out;
+	}
+	rs->qtable = db_qualified(conn, rule->schema, rule->table);
+	rs->age_q = column_ref(conn, rule->age_column);
+	rs->age_type = xstrdup(age->base);
+	if (!rs->qtable || !rs->age_q) {
+		*err = xstrdup("an identifier is not valid in the database encoding");
+		goto out;
+	}
+	if (!catalog_has_index_on(conn, &t, age, &rs->ordered, err))
+		goto out;
+
+	/* A date holds a whole day: it is older than the cutoff only when
+	 * the day before the cutoff's date has ended. */
+	if (strcmp(rs->age_type, "date") == 0)
+		sb_printf(&cond, "%s < ($%d)::date", rs->age_q, P_CUTOFF);
+	else
+		sb_printf(&cond, "%s < $%d", rs->age_q, P_CUTOFF);
+	if (rule->where)
+		sb_printf(&cond, " AND (%s)", rule->where);
+	if (action == ACTION_DEIDENTIFY) {
+		if (!build_deidentify(conn, cfg, rs, &t, &set, &todo, err))
+			goto out;
+		sb_printf(&cond, " AND %s", todo.s);
+	}
+	rs->eligible = sb_take(&cond);
+
+	if (rule->subject && rule->subject_column) {
+		int p = ++rs->nparams;
+		rs->types[p - 1] = OID_TEXT;
+		rs->values[p - 1] = rule->subject;
+		char param[16];
+		snprintf(param, sizeof(param), "$%d", p);
+		char *ref = column_ref(conn, rule->subject_column);
+		rs->not_held = hold_sql_not_held(conn, cfg->database.schema,
+						 param, ref);
+		free(ref);
+	}
+
+	if (!load_targets(conn, rs, &t, err))
+		goto out;
+	for (size_t i = 0; i < rs->n_targets; i++)
+		rs->targets[i].stmt = batch_statement(cfg, conn, rs,
+						      rs->targets[i].qname,
+						      set.s);
+	ok = true;
+out:
+	sb_free(&set);
+	sb_free(&todo);
+	sb_free(&cond);
+	catalog_table_free(&t);
+	if (!ok)
+		batch_release(rs);
+	return ok;
+}
+
+void
+batch_release(struct rule_sql *rs)
+{
+	for (size_t i = 0; i < rs->n_targets; i++) {
+		free(rs->targets[i].name);
+		free(rs->targets[i].qname);
+		free(rs->targets[i].stmt);
+	}
+	free(rs->targets);
+	free(rs->qtable);
+	free(rs->age_q);
+	free(rs->age_type);
+	free(rs->eligible);
+	free(rs->not_held);
+	explicit_bzero(rs->ipad, sizeof(rs->ipad));
+	explicit_bzero(rs->opad, sizeof(rs->opad));
+	memset(rs, 0, sizeof(*rs));
+}
+
+static PGresult *
+exec_rule(PGconn *conn, struct rule_sql *rs, const char *sql, char **err)
+{
+	PGresult *res = PQexecParams(conn, sql, rs->nparams, rs->types,
+				     rs->values, NULL, NULL, 0);
+	ExecStatusType st = PQresultStatus(res);
+	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+		return res;
+	*err = db_error(conn, res);
+	PQclear(res);
+	return NULL;
+}
+
+static char *
+dup_or_null(const PGresult *res, int row, int col)
+{
+	return PQgetisnull(res, row, col) ? NULL
+					  : xstrdup(PQgetvalue(res, row, col));
+}
+
+bool
+batch_oldest(PGconn *conn, struct rule_sql *rs, char **oldest, char **err)
+{
+	char *sql = xasprintf("SELECT min(%s)::text FROM %s t", rs->age_q,
+			      rs->qtable);
+	PGresult *res = exec_rule(conn, rs, sql, err);
+	free(sql);
+	if (!res)
+		return false;
+	*oldest = dup_or_null(res, 0, 0);
+	PQclear(res);
+	return true;
+}
+
+bool
+batch_count(PGconn *conn, struct rule_sql *rs, const char *cutoff,
+	    struct batch_counts *out, char **err)
+{
+	memset(out, 0, sizeof(*out));
+	rs->values[P_CUTOFF - 1] = cutoff;
+	for (int i = P_LIMIT; i <= P_TARGET; i++)
+		rs->values[i - 1] = NULL;
+
+	char *sql;
+	if (rs->not_held)
+		sql = xasprintf("SELECT count(*) FILTER (WHERE %s),"
+				" count(*) FILTER (WHERE NOT (%s)) FROM %s t WHERE %s",
+				rs->not_held, rs->not_held, rs->qtable,
+				rs->eligible);
+	else
+		sql = xasprintf("SELECT count(*), 0 FROM %s t WHERE %s",
+				rs->qtable, rs->eligible);
+	PGresult *res = exec_rule(conn, rs, sql, err);
+	free(sql);
+	if (!res)
+		return false;
+	out->eligible = atoll(PQgetvalue(res, 0, 0));
+	out->held = atoll(PQgetvalue(res, 0, 1));
+	PQclear(res);
+
+	/* reltuples: -1 when never analysed; partitioned parents have none */
+	const char *p[] = { rs->qtable };
+	res = db_query(conn,
+		"SELECT coalesce(sum(c.reltuples) FILTER (WHERE c.reltuples > 0), 0)::bigint,"
+		" coalesce(bool_or(c.reltuples < 0), true)"
+		" FROM pg_partition_tree($1::regclass) pt"
+		" JOIN pg_class c ON c.oid = pt.relid WHERE pt.isleaf", 1, p, err);
+	if (!res)
+		return false;
+	out->table_rows = atoll(PQgetvalue(res, 0, 0));
+	bool unknown = PQgetvalue(res, 0, 1)[0] == 't';
+	PQclear(res);
+	if (unknown || out->table_rows < EXACT_COUNT_BELOW) {
+		sql = xasprintf("SELECT count(*) FROM %s", rs->qtable);
+		res = db_query(conn, sql, 0, NULL, err);
+		free(sql);
+		if (!res)
+			return false;
+		out->table_rows = atoll(PQgetvalue(res, 0, 0));
+		PQclear(res);
+	}
+	return batch_oldest(conn, rs, &out->oldest, err);
+}
+
+void
+batch_counts_free(struct batch_counts *c)
+{
+	free(c->oldest);
+	c->oldest = NULL;
+}
+
+bool
+batch_run(PGconn *conn, struct rule_sql *rs, size_t target, const char *cutoff,
+	  long long limit, const char *from, long long run_id,
+	  struct batch_outcome *out, char **err)
+{
+	char lim[32], run[32];
+
+	memset(out, 0, sizeof(*out));
+	snprintf(lim, sizeof(lim), "%lld", limit);
+	snprintf(run, sizeof(run), "%lld", run_id);
+	rs->values[P_CUTOFF - 1] = cutoff;
+	rs->values[P_LIMIT - 1] = lim;
+	rs->values[P_FROM - 1] = from;
+	rs->values[P_RUN - 1] = run;
+	rs->values[P_RULE - 1] = rs->rule->name;
+	rs->values[P_TARGET - 1] = rs->targets[target].name;
+
+	PGresult *res = PQexecParams(conn, rs->targets[target].stmt,
+				     rs->nparams, rs->types, rs->values, NULL,
+				     NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		snprintf(out->sqlstate, sizeof(out->sqlstate), "%s",
+			 state ? state : "");
+		*err = db_error(conn, res);
+		PQclear(res);
+		return false;
+	}
+	out->picked = atoll(PQgetvalue(res, 0, 0));
+	out->changed = atoll(PQgetvalue(res, 0, 1));
+	out->last_age = dup_or_null(res, 0, 2);
+	PQclear(res);
+	return true;
+}

@@ -1,0 +1,558 @@
+#include "engine.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "batch.h"
+#include "db.h"
+#include "log.h"
+#include "strbuf.h"
+
+/* How often a batch that hit statement_timeout is retried, each time with
+ * a quarter of the rows, before the rule counts as failed. */
+#define TIMEOUT_RETRIES 4
+
+struct cycle {
+	PGconn *conn;
+	const struct config *cfg;
+	const struct engine_options *opt;
+	const struct engine_hooks *hooks;
+	long long run_id;
+	double deadline_ms;	/* monotonic; the cycle's max_runtime */
+};
+
+const char *
+rule_outcome_name(enum rule_outcome o)
+{
+	switch (o) {
+	case OUTCOME_DONE:
+		return "done";
+	case OUTCOME_NOTHING:
+		return "nothing due";
+	case OUTCOME_TIME:
+		return "max_runtime reached";
+	case OUTCOME_STOPPED:
+		return "stopped";
+	case OUTCOME_LOCKED:
+		return "lock timeout";
+	case OUTCOME_REFUSED:
+		return "refused";
+	case OUTCOME_FAILED:
+		return "failed";
+	case OUTCOME_PLANNED:
+		return "planned";
+	}
+	return "?";
+}
+
+bool
+rule_outcome_is_failure(enum rule_outcome o)
+{
+	return o == OUTCOME_REFUSED || o == OUTCOME_FAILED;
+}
+
+static double
+mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+static bool
+stop_requested(const struct cycle *c)
+{
+	return c->hooks && c->hooks->should_stop &&
+	       c->hooks->should_stop(c->hooks->arg);
+}
+
+static void
+status(const struct cycle *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void
+status(const struct cycle *c, const char *fmt, ...)
+{
+	char line[256];
+	va_list ap;
+
+	if (!c->hooks || !c->hooks->status)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	c->hooks->status(c->hooks->arg, line);
+}
+
+static void
+sleep_ms(double ms)
+{
+	if (ms <= 0)
+		return;
+	struct timespec ts = {
+		.tv_sec = (time_t)(ms / 1000),
+		.tv_nsec = (long)fmod(ms, 1000.0) * 1000000L,
+	};
+	/* a signal cuts the pause short, which is what a stop wants */
+	(void)nanosleep(&ts, NULL);
+}
+
+static bool
+rule_selected(const struct engine_options *opt, const struct rule *r)
+{
+	if (opt->n_only == 0)
+		return r->enabled;
+	for (size_t i = 0; i < opt->n_only; i++)
+		if (strcmp(opt->only[i], r->name) == 0)
+			return true;
+	return false;
+}
+
+/* Next batch size: aim for batch_target, but change by at most a factor of
+ * two per batch so one slow batch (a checkpoint, a lock) does not swing it. */
+static long long
+adapt(long long limit, double elapsed_ms, const struct limits *l)
+{
+	double target = (double)duration_ms(&l->batch_target);
+	double want = (double)limit * target / (elapsed_ms > 1 ? elapsed_ms : 1);
+	if (want > (double)limit * 2)
+		want = (double)limit * 2;
+	if (want < (double)limit / 2)
+		want = (double)limit / 2;
+	long long ceiling = l->batch_size * 10;
+	if (want > (double)ceiling)
+		want = (double)ceiling;
+	return want < 1 ? 1 : (long long)want;
+}
+
+static char *
+query_cutoff(struct cycle *c, const struct rule *r, char **err)
+{
+	char interval[DURATION_TEXT_MAX];
+	duration_to_interval(&r->retain, interval, sizeof(interval));
+	const char *p[] = { interval };
+	PGresult *res = db_query(c->conn, "SELECT (now() - $1::interval)::text",
+				 1, p, err);
+	if (!res)
+		return NULL;
+	char *cut = xstrdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return cut;
+}
+
+static bool
+guards_pass(struct cycle *c, const struct rule *r, struct rule_result *rr)
+{
+	if (c->opt->force)
+		return true;
+	if (!duration_is_calendar(&r->retain) &&
+	    duration_ms(&r->retain) < ENGINE_MIN_RETAIN_MS) {
+		char interval[DURATION_TEXT_MAX];
+		duration_to_interval(&r->retain, interval, sizeof(interval));
+		rr->message = xasprintf("retain is %s, under one hour; pass "
+					"--force if that is intended", interval);
+		return false;
+	}
+	double limit = r->limits.max_fraction * (double)rr->table_rows;
+	if (rr->eligible > 0 && (double)rr->eligible > limit) {
+		rr->message = xasprintf(
+			"would %s %lld of %lld rows (%.1f%%), more than "
+			"max_fraction %.2f allows; pass --force if that is intended",
+			r->action == ACTION_DELETE ? "delete" : "de-identify",
+			rr->eligible, rr->table_rows,
+			rr->table_rows ? 100.0 * (double)rr->eligible /
+						 (double)rr->table_rows
+				       : 100.0,
+			r->limits.max_fraction);
+		return false;
+	}
+	return true;
+}
+
+/* Work through one target until nothing is due, or time, a stop or an
+ * error ends it. Returns the outcome for this target. */
+static enum rule_outcome
+work_target(struct cycle *c, struct rule_sql *rs, size_t ti,
+	    struct rule_result *rr, double rule_deadline)
+{
+	const struct rule *r = rs->rule;
+	long long limit = r->limits.batch_size;
+	char *from = xstrdup("-infinity");
+	int timeouts = 0;
+	enum rule_outcome outcome = OUTCOME_DONE;
+
+	for (;;) {
+		if (stop_requested(c)) {
+			outcome = OUTCOME_STOPPED;
+			break;
+		}
+		double now = mono_ms();
+		if (now >= c->deadline_ms || now >= rule_deadline) {
+			outcome = OUTCOME_TIME;
+			break;
+		}
+		struct batch_outcome bo;
+		char *err = NULL;
+		double t0 = mono_ms();
+		bool ok = batch_run(c->conn, rs, ti, rr->cutoff, limit, from,
+				    c->run_id, &bo, &err);
+		double elapsed = mono_ms() - t0;
+		if (!ok) {
+			if (strcmp(bo.sqlstate, "57014") == 0 && limit > 1 &&
+			    timeouts < TIMEOUT_RETRIES && !stop_requested(c)) {
+				/* statement_timeout: smaller batches */
+				timeouts++;
+				limit = limit / 4 > 0 ? limit / 4 : 1;
+				log_warning("rule \"%s\" (%s): batch hit "
+					    "statement_timeout; retrying with %lld rows",
+					    r->name, rs->targets[ti].name, limit);
+				free(err);
+				continue;
+			}
+			if (strcmp(bo.sqlstate, "55P03") == 0 ||
+			    strcmp(bo.sqlstate, "40P01") == 0) {
+				/* a lock we would have to wait for: the rows
+				 * stay for the next cycle */
+				outcome = OUTCOME_LOCKED;
+				rr->message = xasprintf("%s: %s",
+					rs->targets[ti].name, err);
+			} else if (strcmp(bo.sqlstate, "57014") == 0 &&
+				   stop_requested(c)) {
+				outcome = OUTCOME_STOPPED;
+			} else {
+				outcome = OUTCOME_FAILED;
+				rr->message = xasprintf("%s: %s",
+					rs->targets[ti].name, err);
+			}
+			free(err);
+			break;
+		}
+		timeouts = 0;
+		if (bo.changed > 0)
+			rr->batches++;
+		rr->changed += bo.changed;
+		if (elapsed > rr->longest_batch_ms)
+			rr->longest_batch_ms = elapsed;
+		status(c, "rule %s: %lld %s", r->name, rr->changed,
+		       r->action == ACTION_DELETE ? "deleted" : "de-identified");
+		log_debug("rule \"%s\" (%s): batch of %lld picked %lld, "
+			  "changed %lld in %.1f ms", r->name,
+			  rs->targets[ti].name, limit, bo.picked, bo.changed,
+			  elapsed);
+		bool last = bo.picked < limit;
+		if (rs->ordered && bo.last_age) {
+			free(from);
+			from = bo.last_age;
+		} else {
+			free(bo.last_age);
+		}
+		if (last)
+			break;
+		limit = adapt(limit, elapsed, &r->limits);
+		sleep_ms((double)duration_ms(&r->limits.pause));
+	}
+	free(from);
+	return outcome;
+}
+
+static void
+run_rule(struct cycle *c, const struct rule *r, struct rule_result *rr)
+{
+	struct rule_sql rs;
+	struct batch_counts counts;
+	char *err = NULL;
+	double t0 = mono_ms();
+
+	rr->rule = r;
+	status(c, "rule %s: counting", r->name);
+	if (!batch_prepare(c->conn, c->cfg, r, r->action, &rs, &err)) {
+		rr->outcome = OUTCOME_FAILED;
+		rr->message = err;
+		return;
+	}
+	rr->how = xstrdup(rs.ordered ? "row batches along the age index"
+				     : "row batches (no index on the age column)");
+	rr->cutoff = query_cutoff(c, r, &err);
+	if (!rr->cutoff || !batch_count(c->conn, &rs, rr->cutoff, &counts, &err)) {
+		rr->outcome = OUTCOME_FAILED;
+		rr->message = err;
+		batch_release(&rs);
+		return;
+	}
+	rr->eligible = counts.eligible;
+	rr->held = counts.held;
+	rr->table_rows = counts.table_rows;
+	rr->oldest = counts.oldest;
+
+	if (!guards_pass(c, r, rr))
+		rr->outcome = OUTCOME_REFUSED;
+	else if (c->opt->dry_run)
+		rr->outcome = OUTCOME_PLANNED;
+	else if (rr->eligible == 0)
+		rr->outcome = OUTCOME_NOTHING;
+	else {
+		double deadline = t0 + (double)duration_ms(&r->limits.max_runtime);
+		rr->outcome = OUTCOME_DONE;
+		for (size_t i = 0; i < rs.n_targets; i++) {
+			rr->outcome = work_target(c, &rs, i, rr, deadline);
+			if (rr->outcome != OUTCOME_DONE)
+				break;
+		}
+		char *oldest = NULL;
+		if (batch_oldest(c->conn, &rs, &oldest, &err)) {
+			free(rr->oldest);
+			rr->oldest = oldest;
+		} else {
+			free(err);
+		}
+	}
+	batch_release(&rs);
+	rr->seconds = (mono_ms() - t0) / 1000.0;
+}
+
+static bool
+check_schema(struct cycle *c, char **err)
+{
+	char *t = db_qualified(c->conn, c->cfg->database.schema, "schema_version");
+	char *sql = xasprintf("SELECT max(version) FROM %s", t);
+	char *e = NULL;
+	PGresult *res = db_query(c->conn, sql, 0, NULL, &e);
+	free(sql);
+	free(t);
+	if (!res) {
+		*err = xasprintf("retentiond's schema \"%s\" is not ready (%s); "
+				 "run `retentiond init-db` first",
+				 c->cfg->database.schema, e);
+		free(e);
+		return false;
+	}
+	PQclear(res);
+	return true;
+}
+
+static bool
+check_clock(struct cycle *c, char **err)
+{
+	PGresult *res = db_query(c->conn,
+		"SELECT extract(epoch FROM clock_timestamp())::float8", 0, NULL, err);
+	if (!res)
+		return false;
+	double db = atof(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	double host = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	if (fabs(host - db) > ENGINE_MAX_SKEW_SECONDS) {
+		*err = xasprintf("the host clock and the database's differ by "
+				 "%.0f seconds (more than %d); refusing to run "
+				 "until they agree (check NTP)",
+				 fabs(host - db), ENGINE_MAX_SKEW_SECONDS);
+		return false;
+	}
+	return true;
+}
+
+static char *
+summary_json(const struct run_result *out)
+{
+	struct strbuf b = STRBUF_INIT;
+	sb_printf(&b, "{\"changed\": %lld, \"seconds\": %.3f, \"rules\": [",
+		  out->changed, out->seconds);
+	for (size_t i = 0; i < out->n_rules; i++) {
+		const struct rule_result *rr = &out->rules[i];
+		sb_add(&b, i ? ", {\"rule\": " : "{\"rule\": ");
+		sb_json_str(&b, rr->rule->name);
+		sb_add(&b, ", \"outcome\": ");
+		sb_json_str(&b, rule_outcome_name(rr->outcome));
+		sb_add(&b, ", \"cutoff\": ");
+		sb_json_str(&b, rr->cutoff);
+		sb_printf(&b, ", \"eligible\": %lld, \"held\": %lld, "
+			  "\"blocked\": %lld, \"changed\": %lld, \"batches\": %lld, "
+			  "\"longest_batch_ms\": %.1f",
+			  rr->eligible, rr->held, rr->blocked, rr->changed,
+			  rr->batches, rr->longest_batch_ms);
+		sb_add(&b, ", \"oldest\": ");
+		sb_json_str(&b, rr->oldest);
+		sb_add(&b, ", \"message\": ");
+		sb_json_str(&b, rr->message);
+		sb_add(&b, "}");
+	}
+	sb_add(&b, "]}");
+	return sb_take(&b);
+}
+
+static enum run_status
+overall_status(const struct run_result *out)
+{
+	size_t failed = 0;
+	for (size_t i = 0; i < out->n_rules; i++) {
+		if (out->rules[i].outcome == OUTCOME_STOPPED)
+			return RUN_INTERRUPTED;
+		if (rule_outcome_is_failure(out->rules[i].outcome))
+			failed++;
+	}
+	if (failed == 0)
+		return RUN_OK;
+	return failed == out->n_rules ? RUN_FAILED : RUN_PARTIAL;
+}
+
+static char *
+failure_text(const struct run_result *out)
+{
+	struct strbuf b = STRBUF_INIT;
+	for (size_t i = 0; i < out->n_rules; i++) {
+		const struct rule_result *rr = &out->rules[i];
+		if (!rule_outcome_is_failure(rr->outcome))
+			continue;
+		sb_printf(&b, "%srule \"%s\": %s: %s", b.len ? "; " : "",
+			  rr->rule->name, rule_outcome_name(rr->outcome),
+			  rr->message ? rr->message : "");
+	}
+	return b.len ? sb_take(&b) : NULL;
+}
+
+static enum engine_status
+finish(struct cycle *c, struct run_result *out, double t0)
+{
+	char *err = NULL;
+	out->seconds = (mono_ms() - t0) / 1000.0;
+	if (!out->error)
+		out->status = overall_status(out);
+	if (out->run_id) {
+		char *summary = summary_json(out);
+		char *failures = out->error ? xstrdup(out->error)
+					    : failure_text(out);
+		if (!runlog_finish(c->conn, c->cfg->database.schema, out->run_id,
+				   out->status, failures, summary, &err)) {
+			log_error("could not record the end of run %lld: %s",
+				  out->run_id, err);
+			free(err);
+		}
+		free(summary);
+		free(failures);
+	}
+	return out->error && out->n_rules == 0 ? ENGINE_ERROR : ENGINE_OK;
+}
+
+enum engine_status
+engine_cycle(PGconn *conn, const struct config *cfg,
+	     const struct engine_options *opt, const struct engine_hooks *hooks,
+	     struct run_result *out)
+{
+	struct cycle c = { .conn = conn, .cfg = cfg, .opt = opt, .hooks = hooks };
+	const char *schema = cfg->database.schema;
+	char *err = NULL;
+	double t0 = mono_ms();
+	bool locked = false;
+
+	memset(out, 0, sizeof(*out));
+	out->status = RUN_FAILED;
+	c.deadline_ms = t0 + (double)duration_ms(&cfg->limits.max_runtime);
+
+	if (!check_schema(&c, &err)) {
+		out->error = err;
+		return ENGINE_ERROR;
+	}
+	/* plan changes nothing, so it neither needs the lock nor may it mark
+	 * a working instance's run as stale */
+	if (!opt->dry_run) {
+		int holder = 0;
+		switch (runlog_lock(conn, schema, &holder, &err)) {
+		case LOCK_TAKEN:
+			locked = true;
+			break;
+		case LOCK_BUSY:
+			out->error = holder
+				? xasprintf("another retentiond instance (database "
+					    "backend pid %d) is working on this "
+					    "database", holder)
+				: xstrdup("another retentiond instance is working "
+					  "on this database");
+			return ENGINE_LOCKED;
+		case LOCK_ERROR:
+			out->error = err;
+			return ENGINE_ERROR;
+		}
+		long long stale = runlog_mark_stale(conn, schema, &err);
+		if (stale < 0) {
+			log_warning("could not mark stale runs: %s", err);
+			free(err);
+		} else if (stale > 0) {
+			log_notice("marked %lld unfinished earlier run%s as "
+				   "interrupted", stale, stale == 1 ? "" : "s");
+		}
+	}
+	if (!runlog_begin(conn, schema, opt->command, cfg->sha256, &out->run_id,
+			  &err)) {
+		out->error = xasprintf("could not record the run: %s", err);
+		free(err);
+		if (locked)
+			runlog_unlock(conn, schema);
+		return ENGINE_ERROR;
+	}
+	c.run_id = out->run_id;
+
+	if (!check_clock(&c, &err)) {
+		out->error = err;
+		(void)finish(&c, out, t0);
+		if (locked)
+			runlog_unlock(conn, schema);
+		return ENGINE_ERROR;
+	}
+
+	if (opt->dry_run && !db_exec(conn, "BEGIN TRANSACTION READ ONLY", &err)) {
+		out->error = err;
+		(void)finish(&c, out, t0);
+		return ENGINE_ERROR;
+	}
+	out->rules = xcalloc(cfg->n_rules, sizeof(*out->rules));
+	for (size_t i = 0; i < cfg->n_rules; i++) {
+		const struct rule *r = &cfg->rules[i];
+		if (!rule_selected(opt, r))
+			continue;
+		struct rule_result *rr = &out->rules[out->n_rules++];
+		/* in the plan's one transaction, a failing rule must not
+		 * abort the others */
+		if (opt->dry_run && !db_exec(conn, "SAVEPOINT rule", &err)) {
+			rr->rule = r;
+			rr->outcome = OUTCOME_FAILED;
+			rr->message = err;
+			continue;
+		}
+		run_rule(&c, r, rr);
+		if (opt->dry_run && !db_exec(conn, "ROLLBACK TO SAVEPOINT rule", &err)) {
+			log_warning("savepoint: %s", err);
+			free(err);
+		}
+		out->changed += rr->changed;
+		if (rr->outcome == OUTCOME_STOPPED)
+			break;
+	}
+	if (opt->dry_run && !db_exec(conn, "ROLLBACK", &err)) {
+		log_warning("could not end the read-only transaction: %s", err);
+		free(err);
+	}
+	enum engine_status st = finish(&c, out, t0);
+	if (locked)
+		runlog_unlock(conn, schema);
+	return st;
+}
+
+void
+run_result_free(struct run_result *r)
+{
+	for (size_t i = 0; i < r->n_rules; i++) {
+		free(r->rules[i].cutoff);
+		free(r->rules[i].oldest);
+		free(r->rules[i].how);
+		free(r->rules[i].message);
+	}
+	free(r->rules);
+	free(r->error);
+	memset(r, 0, sizeof(*r));
+}

@@ -1,0 +1,90 @@
+/*
+ * engine: one enforcement cycle (or a plan of one). Takes a config and a
+ * connection, returns results; knows nothing of signals or the command
+ * line — a stop request arrives through the hooks.
+ */
+#ifndef RETENTIOND_ENGINE_H
+#define RETENTIOND_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <libpq-fe.h>
+
+#include "config.h"
+#include "runlog.h"
+#include "util.h"
+
+/* Host and database clocks may differ by at most this much. */
+#define ENGINE_MAX_SKEW_SECONDS 300
+/* A retention shorter than this needs --force: likely a typo. */
+#define ENGINE_MIN_RETAIN_MS (3600LL * 1000)
+
+struct engine_hooks {
+	bool (*should_stop)(void *arg);		/* checked between batches */
+	void (*status)(void *arg, const char *line);	/* what it does now */
+	void *arg;
+};
+
+struct engine_options {
+	const char *command;		/* "run", "plan" or "daemon" */
+	bool dry_run;			/* plan: count, change nothing */
+	bool force;			/* pass the safety guards */
+	const char *const *only;	/* --rule NAME...; NULL: all enabled */
+	size_t n_only;
+};
+
+enum rule_outcome {
+	OUTCOME_DONE,		/* nothing left that is due */
+	OUTCOME_NOTHING,	/* nothing was due */
+	OUTCOME_TIME,		/* max_runtime reached; rest next cycle */
+	OUTCOME_STOPPED,	/* a stop was requested */
+	OUTCOME_LOCKED,		/* lock_timeout; rest next cycle */
+	OUTCOME_REFUSED,	/* a safety guard stopped it */
+	OUTCOME_FAILED,		/* an error */
+	OUTCOME_PLANNED		/* plan only */
+};
+
+const char *rule_outcome_name(enum rule_outcome o);
+bool rule_outcome_is_failure(enum rule_outcome o);
+
+struct rule_result {
+	const struct rule *rule;
+	enum rule_outcome outcome;
+	char *cutoff;		/* as the database wrote it */
+	long long eligible;	/* rows due at the start */
+	long long held;		/* due but kept by a legal hold */
+	long long blocked;	/* due but still referenced */
+	long long table_rows;
+	long long changed;
+	long long batches;
+	double longest_batch_ms;
+	double seconds;
+	char *oldest;		/* oldest remaining row, NULL when empty */
+	char *how;		/* "row batches ordered by the age index", ... */
+	char *message;		/* why it refused, failed or stopped */
+};
+
+struct run_result {
+	long long run_id;	/* 0 when no run row could be written */
+	enum run_status status;
+	struct rule_result *rules;
+	size_t n_rules;
+	long long changed;
+	double seconds;
+	char *error;		/* what stopped the whole cycle, or NULL */
+};
+
+enum engine_status {
+	ENGINE_OK,		/* ran; see result->status */
+	ENGINE_LOCKED,		/* another instance holds the lock */
+	ENGINE_ERROR		/* could not run at all; result->error */
+};
+
+enum engine_status engine_cycle(PGconn *conn, const struct config *cfg,
+				const struct engine_options *opt,
+				const struct engine_hooks *hooks,
+				struct run_result *out) MUSTCHECK;
+void run_result_free(struct run_result *r);
+
+#endif
