@@ -379,6 +379,24 @@ batch_count(PGconn *conn, struct rule_sql *rs, const char *cutoff,
 	return batch_oldest(conn, rs, &out->oldest, err);
 }
 
+bool
+batch_count_due(PGconn *conn, struct rule_sql *rs, const char *cutoff,
+		long long *due, char **err)
+{
+	rs->values[P_CUTOFF - 1] = cutoff;
+	for (int i = P_LIMIT; i <= P_TARGET; i++)
+		rs->values[i - 1] = NULL;
+	char *sql = xasprintf("SELECT count(*) FROM %s t WHERE %s", rs->qtable,
+			      rs->eligible);
+	PGresult *res = exec_rule(conn, rs, sql, err);
+	free(sql);
+	if (!res)
+		return false;
+	*due = atoll(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return true;
+}
+
 void
 batch_counts_free(struct batch_counts *c)
 {

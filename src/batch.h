@@ -79,6 +79,10 @@ bool batch_count(PGconn *conn, struct rule_sql *rs, const char *cutoff,
 		 struct batch_counts *out, char **err) MUSTCHECK;
 void batch_counts_free(struct batch_counts *c);
 
+/* Rows due as of CUTOFF, held or not: for the compliance verdict. */
+bool batch_count_due(PGconn *conn, struct rule_sql *rs, const char *cutoff,
+		     long long *due, char **err) MUSTCHECK;
+
 /* The oldest row still in the table (NULL when empty). */
 bool batch_oldest(PGconn *conn, struct rule_sql *rs, char **oldest,
 		  char **err) MUSTCHECK;

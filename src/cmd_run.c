@@ -96,7 +96,13 @@ print_rule(const struct rule_result *rr, bool plan)
 		printf("%s: %s", rule_outcome_name(rr->outcome),
 		       rr->message ? rr->message : "");
 		break;
+	case OUTCOME_SKIPPED:
+		printf("disabled");
+		break;
 	}
+	if (rr->overdue > 0)
+		printf("; %lld row%s OVERDUE", rr->overdue,
+		       rr->overdue == 1 ? "" : "s");
 	if (rr->held > 0)
 		printf("; %lld kept by legal hold", rr->held);
 	printf("\n");
@@ -180,12 +186,16 @@ cycle_command(const struct cli *cli, bool plan)
 				if (res.rules[i].outcome == OUTCOME_PLANNED)
 					total += res.rules[i].eligible;
 		}
+		size_t worked = 0;
+		for (size_t i = 0; i < res.n_rules; i++)
+			if (res.rules[i].outcome != OUTCOME_SKIPPED)
+				worked++;
 		printf("%s %lld: %s, %lld row%s %s by %zu rule%s in %.2f s\n",
 		       plan ? "plan" : "run", res.run_id,
 		       run_status_name(res.status), total,
 		       total == 1 ? "" : "s",
-		       plan ? "would change" : "changed", res.n_rules,
-		       res.n_rules == 1 ? "" : "s", res.seconds);
+		       plan ? "would change" : "changed", worked,
+		       worked == 1 ? "" : "s", res.seconds);
 		status = res.status == RUN_OK || res.status == RUN_INTERRUPTED
 				 ? EXIT_OK : EXIT_RUNTIME;
 		break;

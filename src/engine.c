@@ -46,6 +46,8 @@ rule_outcome_name(enum rule_outcome o)
 		return "failed";
 	case OUTCOME_PLANNED:
 		return "planned";
+	case OUTCOME_SKIPPED:
+		return "skipped";
 	}
 	return "?";
 }
@@ -54,6 +56,12 @@ bool
 rule_outcome_is_failure(enum rule_outcome o)
 {
 	return o == OUTCOME_REFUSED || o == OUTCOME_FAILED;
+}
+
+bool
+rule_result_compliant(const struct rule_result *rr)
+{
+	return rr->overdue == 0 && rr->outcome != OUTCOME_FAILED;
 }
 
 static double
@@ -130,14 +138,20 @@ adapt(long long limit, double elapsed_ms, const struct limits *l)
 	return want < 1 ? 1 : (long long)want;
 }
 
+/* now() - retain [- one schedule interval, for the compliance verdict] */
 static char *
-query_cutoff(struct cycle *c, const struct rule *r, char **err)
+query_cutoff(struct cycle *c, const struct rule *r, bool grace, char **err)
 {
-	char interval[DURATION_TEXT_MAX];
+	char interval[DURATION_TEXT_MAX], extra[DURATION_TEXT_MAX];
 	duration_to_interval(&r->retain, interval, sizeof(interval));
-	const char *p[] = { interval };
-	PGresult *res = db_query(c->conn, "SELECT (now() - $1::interval)::text",
-				 1, p, err);
+	if (grace)
+		duration_to_interval(&c->cfg->schedule.interval, extra,
+				     sizeof(extra));
+	else
+		snprintf(extra, sizeof(extra), "0 seconds");
+	const char *p[] = { interval, extra };
+	PGresult *res = db_query(c->conn,
+		"SELECT (now() - $1::interval - $2::interval)::text", 2, p, err);
 	if (!res)
 		return NULL;
 	char *cut = xstrdup(PQgetvalue(res, 0, 0));
@@ -261,6 +275,20 @@ work_target(struct cycle *c, struct rule_sql *rs, size_t ti,
 }
 
 static void
+count_overdue(struct cycle *c, struct rule_sql *rs, struct rule_result *rr)
+{
+	char *err = NULL;
+	char *late = query_cutoff(c, rs->rule, true, &err);
+	if (!late || !batch_count_due(c->conn, rs, late, &rr->overdue, &err)) {
+		log_warning("rule \"%s\": could not count overdue rows: %s",
+			    rs->rule->name, err);
+		free(err);
+		rr->overdue = -1;
+	}
+	free(late);
+}
+
+static void
 run_rule(struct cycle *c, const struct rule *r, struct rule_result *rr)
 {
 	struct rule_sql rs;
@@ -277,7 +305,7 @@ run_rule(struct cycle *c, const struct rule *r, struct rule_result *rr)
 	}
 	rr->how = xstrdup(rs.ordered ? "row batches along the age index"
 				     : "row batches (no index on the age column)");
-	rr->cutoff = query_cutoff(c, r, &err);
+	rr->cutoff = query_cutoff(c, r, false, &err);
 	if (!rr->cutoff || !batch_count(c->conn, &rs, rr->cutoff, &counts, &err)) {
 		rr->outcome = OUTCOME_FAILED;
 		rr->message = err;
@@ -289,7 +317,9 @@ run_rule(struct cycle *c, const struct rule *r, struct rule_result *rr)
 	rr->table_rows = counts.table_rows;
 	rr->oldest = counts.oldest;
 
-	if (!guards_pass(c, r, rr))
+	if (!rule_selected(c->opt, r))
+		rr->outcome = OUTCOME_SKIPPED;
+	else if (!guards_pass(c, r, rr))
 		rr->outcome = OUTCOME_REFUSED;
 	else if (c->opt->dry_run)
 		rr->outcome = OUTCOME_PLANNED;
@@ -311,6 +341,7 @@ run_rule(struct cycle *c, const struct rule *r, struct rule_result *rr)
 			free(err);
 		}
 	}
+	count_overdue(c, &rs, rr);
 	batch_release(&rs);
 	rr->seconds = (mono_ms() - t0) / 1000.0;
 }
@@ -367,6 +398,22 @@ summary_json(const struct run_result *out)
 		const struct rule_result *rr = &out->rules[i];
 		sb_add(&b, i ? ", {\"rule\": " : "{\"rule\": ");
 		sb_json_str(&b, rr->rule->name);
+		sb_add(&b, ", \"policy\": ");
+		sb_json_str(&b, rr->rule->policy);
+		char table[512], retain[DURATION_TEXT_MAX];
+		snprintf(table, sizeof(table), "%s.%s", rr->rule->schema,
+			 rr->rule->table);
+		duration_to_interval(&rr->rule->retain, retain, sizeof(retain));
+		sb_add(&b, ", \"table\": ");
+		sb_json_str(&b, table);
+		sb_add(&b, ", \"action\": ");
+		sb_json_str(&b, rule_action_name(rr->rule->action));
+		sb_add(&b, ", \"retain\": ");
+		sb_json_str(&b, retain);
+		sb_printf(&b, ", \"compliant\": %s, \"overdue\": %lld, "
+			  "\"table_rows\": %lld",
+			  rule_result_compliant(rr) ? "true" : "false",
+			  rr->overdue, rr->table_rows);
 		sb_add(&b, ", \"outcome\": ");
 		sb_json_str(&b, rule_outcome_name(rr->outcome));
 		sb_add(&b, ", \"cutoff\": ");
@@ -389,16 +436,19 @@ summary_json(const struct run_result *out)
 static enum run_status
 overall_status(const struct run_result *out)
 {
-	size_t failed = 0;
+	size_t failed = 0, worked = 0;
 	for (size_t i = 0; i < out->n_rules; i++) {
 		if (out->rules[i].outcome == OUTCOME_STOPPED)
 			return RUN_INTERRUPTED;
+		if (out->rules[i].outcome == OUTCOME_SKIPPED)
+			continue;
+		worked++;
 		if (rule_outcome_is_failure(out->rules[i].outcome))
 			failed++;
 	}
 	if (failed == 0)
 		return RUN_OK;
-	return failed == out->n_rules ? RUN_FAILED : RUN_PARTIAL;
+	return failed == worked ? RUN_FAILED : RUN_PARTIAL;
 }
 
 static char *
@@ -513,7 +563,9 @@ engine_cycle(PGconn *conn, const struct config *cfg,
 	out->rules = xcalloc(cfg->n_rules, sizeof(*out->rules));
 	for (size_t i = 0; i < cfg->n_rules; i++) {
 		const struct rule *r = &cfg->rules[i];
-		if (!rule_selected(opt, r))
+		/* a rule --rule left out is not looked at; a disabled one
+		 * still gets its compliance counted for the report */
+		if (opt->n_only && !rule_selected(opt, r))
 			continue;
 		struct rule_result *rr = &out->rules[out->n_rules++];
 		/* in the plan's one transaction, a failing rule must not

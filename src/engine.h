@@ -42,7 +42,8 @@ enum rule_outcome {
 	OUTCOME_LOCKED,		/* lock_timeout; rest next cycle */
 	OUTCOME_REFUSED,	/* a safety guard stopped it */
 	OUTCOME_FAILED,		/* an error */
-	OUTCOME_PLANNED		/* plan only */
+	OUTCOME_PLANNED,	/* plan only */
+	OUTCOME_SKIPPED		/* disabled or not selected: only counted */
 };
 
 const char *rule_outcome_name(enum rule_outcome o);
@@ -56,6 +57,8 @@ struct rule_result {
 	long long held;		/* due but kept by a legal hold */
 	long long blocked;	/* due but still referenced */
 	long long table_rows;
+	long long overdue;	/* rows older than retain + one schedule
+				 * interval left after the cycle, held or not */
 	long long changed;
 	long long batches;
 	double longest_batch_ms;
@@ -64,6 +67,10 @@ struct rule_result {
 	char *how;		/* "row batches ordered by the age index", ... */
 	char *message;		/* why it refused, failed or stopped */
 };
+
+/* Compliant: nothing is older than the retention period plus one schedule
+ * interval (a row may have expired just after the last cycle). */
+bool rule_result_compliant(const struct rule_result *rr);
 
 struct run_result {
 	long long run_id;	/* 0 when no run row could be written */

@@ -142,6 +142,32 @@ SELECT current_date - 10, 'paid' FROM generate_series(1, 30) g;
         self.assertEqual(self.sql("SELECT count(*) FROM invoices"), "35")
         self.assertEqual(self.audit_rows(), 15)
 
+    def test_disabled_rule_changes_nothing_but_is_reported_overdue(self):
+        self.seed_events()
+        conf = self.config(self.EVENTS_RULE.replace("{", "{ enabled = false;", 1))
+        self.init_db(conf)
+        proc = self.rd(conf, "run")
+        self.assertExit(proc, 0)
+        self.assertOutput(proc, r'rule "events" \(public\.events\): disabled; 40 rows OVERDUE',
+                          stream="stdout")
+        self.assertEqual(self.sql("SELECT count(*) FROM events"), "100")
+        self.assertEqual(self.sql(
+            "SELECT summary->'rules'->0->>'compliant' || ' ' || (summary->'rules'->0->>'overdue')"
+            " FROM retention.runs ORDER BY id DESC LIMIT 1"), "false 40")
+        # --rule runs it even though it is disabled: the operator asked
+        self.assertExit(self.rd(conf, "run", "--rule", "events"), 0)
+        self.assertEqual(self.sql("SELECT count(*) FROM events"), "60")
+        self.assertEqual(self.sql(
+            "SELECT summary->'rules'->0->>'compliant' FROM retention.runs ORDER BY id DESC LIMIT 1"),
+            "true")
+
+    def test_unknown_rule_name_is_a_usage_error(self):
+        self.seed_events()
+        conf = self.config(self.EVENTS_RULE)
+        proc = self.rd(conf, "run", "--rule", "nope")
+        self.assertExit(proc, 2)
+        self.assertOutput(proc, r'no rule named "nope"')
+
     # --- plan ---------------------------------------------------------------
 
     def test_plan_changes_nothing_and_predicts_run(self):
