@@ -12,6 +12,7 @@
 #include "db.h"
 #include "engine.h"
 #include "log.h"
+#include "postcycle.h"
 #include "signals.h"
 
 struct run_args {
@@ -200,6 +201,8 @@ cycle_command(const struct cli *cli, bool plan)
 				 ? EXIT_OK : EXIT_RUNTIME;
 		break;
 	}
+	if (!plan && res.run_id)
+		postcycle(conn, &cfg, &res);
 	run_result_free(&res);
 	cmd_teardown(&cfg, conn);
 	free(args.only);

@@ -1,0 +1,26 @@
+/*
+ * postcycle: what follows every cycle — the run's report files in
+ * report.directory, the summary mail queued in the outbox (per mail.send),
+ * and delivery of everything the outbox still holds.
+ *
+ * Failures here are logged and never change the run's outcome: the data
+ * work is done and audited; a mail that cannot go out stays in the outbox
+ * for the next cycle.
+ */
+#ifndef RETENTIOND_POSTCYCLE_H
+#define RETENTIOND_POSTCYCLE_H
+
+#include <libpq-fe.h>
+
+#include "config.h"
+#include "engine.h"
+
+void postcycle(PGconn *conn, const struct config *cfg,
+	       const struct run_result *res);
+
+/* For when the database itself is down: the alert cannot wait in the
+ * outbox, so it is sent directly. Logged on failure. */
+void postcycle_alert_direct(const struct config *cfg, const char *subject,
+			    const char *body);
+
+#endif
