@@ -14,6 +14,7 @@
 #define OID_INT8 20
 #define OID_TEXT 25
 #define OID_TIMESTAMPTZ 1184
+#define OID_JSONB 3802
 
 /* Tables below this many rows are counted exactly for the guard; above it
  * the planner's estimate is close enough and costs nothing. */
@@ -114,11 +115,23 @@ build_deidentify(PGconn *conn, const struct config *cfg, struct rule_sql *rs,
 	return ok;
 }
 
-static bool
-load_targets(PGconn *conn, struct rule_sql *rs, const struct catalog_table *t,
-	     char **err)
+static void
+free_targets(struct rule_sql *rs)
 {
-	if (t->relkind != 'p') {
+	for (size_t i = 0; i < rs->n_targets; i++) {
+		free(rs->targets[i].name);
+		free(rs->targets[i].qname);
+		free(rs->targets[i].stmt);
+	}
+	free(rs->targets);
+	rs->targets = NULL;
+	rs->n_targets = 0;
+}
+
+static bool
+load_targets(PGconn *conn, struct rule_sql *rs, char **err)
+{
+	if (rs->relkind != 'p') {
 		rs->targets = xcalloc(1, sizeof(*rs->targets));
 		rs->n_targets = 1;
 		rs->targets[0].name = xasprintf("%s.%s", rs->rule->schema,
@@ -128,7 +141,7 @@ load_targets(PGconn *conn, struct rule_sql *rs, const struct catalog_table *t,
 	}
 	/* ctid is only unique within one relation: batches work on each
 	 * leaf partition, oldest bound first. */
-	const char *p[] = { t->oid };
+	const char *p[] = { rs->oid };
 	PGresult *res = db_query(conn,
 		"SELECT n.nspname, c.relname"
 		" FROM pg_partition_tree($1::oid::regclass) pt"
@@ -152,22 +165,38 @@ load_targets(PGconn *conn, struct rule_sql *rs, const struct catalog_table *t,
 	return true;
 }
 
+/* The conditions every pick re-checks, joined: due, not held, not still
+ * referenced. */
+static char *
+all_conditions(const struct rule_sql *rs)
+{
+	return xasprintf("%s AND %s AND %s", rs->eligible,
+			 rs->not_held ? rs->not_held : "true",
+			 rs->unreferenced ? rs->unreferenced : "true");
+}
+
 static char *
 batch_statement(const struct config *cfg, PGconn *conn, struct rule_sql *rs,
 		const char *target_q, const char *set)
 {
 	struct strbuf b = STRBUF_INIT;
 	char *actions = db_qualified(conn, cfg->database.schema, "actions");
-	const char *held = rs->not_held ? rs->not_held : "true";
+	char *cond = all_conditions(rs);
+	/* expiry walks the age index from the oldest row, resuming where the
+	 * last batch ended so dead index entries are not scanned again; an
+	 * erasure has few rows, some without an age at all */
+	bool walk = rs->mode == BATCH_EXPIRY;
 
 	sb_printf(&b,
 		"WITH picked AS MATERIALIZED ("
-		"SELECT t.ctid AS tid, %s AS age FROM %s t"
-		" WHERE %s AND %s AND %s >= $%d::%s%s%s LIMIT $%d"
-		" FOR UPDATE OF t SKIP LOCKED), ",
-		rs->age_q, target_q, rs->eligible, held, rs->age_q, P_FROM,
-		rs->age_type, rs->ordered ? " ORDER BY " : "",
-		rs->ordered ? rs->age_q : "", P_LIMIT);
+		"SELECT t.ctid AS tid, %s AS age FROM %s t WHERE %s",
+		rs->age_q, target_q, cond);
+	if (walk)
+		sb_printf(&b, " AND %s >= $%d::%s", rs->age_q, P_FROM,
+			  rs->age_type);
+	if (walk && rs->ordered)
+		sb_printf(&b, " ORDER BY %s", rs->age_q);
+	sb_printf(&b, " LIMIT $%d FOR UPDATE OF t SKIP LOCKED), ", P_LIMIT);
 	if (rs->action == ACTION_DELETE)
 		sb_printf(&b, "changed AS (DELETE FROM %s t", target_q);
 	else
@@ -176,31 +205,131 @@ batch_statement(const struct config *cfg, PGconn *conn, struct rule_sql *rs,
 	 * left alone */
 	sb_printf(&b,
 		" WHERE t.ctid = ANY (ARRAY(SELECT tid FROM picked))"
-		" AND %s AND %s RETURNING 1), "
+		" AND %s RETURNING 1), "
 		"audit AS (INSERT INTO %s (run_id, rule, target, action, cutoff,"
-		" rows, started_at, finished_at)"
+		" rows, started_at, finished_at, detail)"
 		" SELECT $%d, $%d, $%d, '%s', $%d, n, statement_timestamp(),"
-		" clock_timestamp() FROM (SELECT count(*) AS n FROM changed) c"
+		" clock_timestamp(), $%d FROM (SELECT count(*) AS n FROM changed) c"
 		" WHERE n > 0) "
 		"SELECT (SELECT count(*) FROM picked), (SELECT count(*) FROM changed),"
 		" (SELECT max(age)::text FROM picked)",
-		rs->eligible, held, actions, P_RUN, P_RULE, P_TARGET,
-		rule_action_name(rs->action), P_CUTOFF);
+		cond, actions, P_RUN, P_RULE, P_TARGET,
+		rs->mode == BATCH_ERASURE ? "erasure" : rule_action_name(rs->action),
+		P_CUTOFF, P_DETAIL);
+	free(cond);
 	free(actions);
 	return sb_take(&b);
 }
 
+/*
+ * Foreign keys that point at the rule's table. A non-cascading one keeps a
+ * referenced row until the rows pointing at it are gone (child rules run
+ * first), so the batch skips such rows instead of failing on them; cascades
+ * are recorded so the audit trail names the tables they reach.
+ */
+static bool
+load_references(PGconn *conn, struct rule_sql *rs, char **err)
+{
+	const char *p[] = { rs->oid };
+	PGresult *res = db_query(conn,
+		"SELECT c.oid, n.nspname, r.relname, c.confdeltype,"
+		"  ca.attname, pa.attname, c.conrelid = c.confrelid"
+		" FROM pg_constraint c"
+		" JOIN pg_class r ON r.oid = c.conrelid"
+		" JOIN pg_namespace n ON n.oid = r.relnamespace"
+		" CROSS JOIN LATERAL unnest(c.conkey, c.confkey) AS k(ck, pk)"
+		" JOIN pg_attribute ca ON ca.attrelid = c.conrelid AND ca.attnum = k.ck"
+		" JOIN pg_attribute pa ON pa.attrelid = c.confrelid AND pa.attnum = k.pk"
+		" WHERE c.contype = 'f' AND c.confrelid = $1::oid AND c.conparentid = 0"
+		" ORDER BY c.oid", 1, p, err);
+	if (!res)
+		return false;
+
+	struct strbuf cond = STRBUF_INIT, casc = STRBUF_INIT;
+	const char *prev = "";
+	bool open = false;
+	for (int i = 0; i < PQntuples(res); i++) {
+		const char *conoid = PQgetvalue(res, i, 0);
+		char type = PQgetvalue(res, i, 3)[0];
+		bool first = strcmp(conoid, prev) != 0;
+		prev = conoid;
+		if (type == 'c') {
+			if (first) {
+				sb_add(&casc, casc.len ? ", " : "[");
+				char *name = xasprintf("%s.%s", PQgetvalue(res, i, 1),
+						       PQgetvalue(res, i, 2));
+				sb_json_str(&casc, name);
+				free(name);
+			}
+			continue;
+		}
+		if (type == 'n' || type == 'd')
+			continue;	/* SET NULL / DEFAULT: never blocks */
+		if (first) {
+			if (open)
+				sb_add(&cond, ")");
+			char *child = db_qualified(conn, PQgetvalue(res, i, 1),
+						   PQgetvalue(res, i, 2));
+			sb_printf(&cond, "%sNOT EXISTS (SELECT 1 FROM %s c WHERE %s",
+				  cond.len ? " AND " : "", child,
+				  PQgetvalue(res, i, 6)[0] == 't'
+					  ? "c.ctid <> t.ctid" : "true");
+			free(child);
+			open = true;
+		}
+		char *cc = db_ident(conn, PQgetvalue(res, i, 4));
+		char *pc = db_ident(conn, PQgetvalue(res, i, 5));
+		sb_printf(&cond, " AND c.%s = t.%s", cc, pc);
+		free(cc);
+		free(pc);
+	}
+	if (open)
+		sb_add(&cond, ")");
+	if (casc.len)
+		sb_add(&casc, "]");
+	PQclear(res);
+	rs->unreferenced = cond.len ? sb_take(&cond) : NULL;
+	rs->cascades = casc.len ? sb_take(&casc) : NULL;
+	sb_free(&cond);
+	sb_free(&casc);
+	return true;
+}
+
+static void
+add_param(struct rule_sql *rs, Oid type, const char *value, char num[16])
+{
+	int p = ++rs->nparams;
+	rs->types[p - 1] = type;
+	rs->values[p - 1] = value;
+	snprintf(num, 16, "$%d", p);
+}
+
+static bool
+build_statements(PGconn *conn, const struct config *cfg, struct rule_sql *rs,
+		 const char *set, char **err)
+{
+	if (!load_targets(conn, rs, err))
+		return false;
+	for (size_t i = 0; i < rs->n_targets; i++)
+		rs->targets[i].stmt = batch_statement(cfg, conn, rs,
+						      rs->targets[i].qname, set);
+	return true;
+}
+
 bool
 batch_prepare(PGconn *conn, const struct config *cfg, const struct rule *rule,
-	      enum rule_action action, struct rule_sql *rs, char **err)
+	      enum rule_action action, enum batch_mode mode,
+	      const char *subject_id, struct rule_sql *rs, char **err)
 {
 	struct catalog_table t;
 	struct strbuf set = STRBUF_INIT, todo = STRBUF_INIT, cond = STRBUF_INIT;
+	char num[16];
 	bool ok = false;
 
 	memset(rs, 0, sizeof(*rs));
 	rs->rule = rule;
 	rs->action = action;
+	rs->mode = mode;
 	rs->nparams = P_FIXED;
 	rs->types[P_CUTOFF - 1] = OID_TIMESTAMPTZ;
 	rs->types[P_LIMIT - 1] = OID_INT8;
@@ -208,6 +337,7 @@ batch_prepare(PGconn *conn, const struct config *cfg, const struct rule *rule,
 	rs->types[P_RUN - 1] = OID_INT8;
 	rs->types[P_RULE - 1] = OID_TEXT;
 	rs->types[P_TARGET - 1] = OID_TEXT;
+	rs->types[P_DETAIL - 1] = OID_JSONB;
 
 	if (!catalog_table_load(conn, rule->schema, rule->table, &t, err))
 		return false;
@@ -215,6 +345,8 @@ batch_prepare(PGconn *conn, const struct config *cfg, const struct rule *rule,
 		*err = xstrdup("table does not exist");
 		return false;
 	}
+	rs->oid = xstrdup(t.oid);
+	rs->relkind = t.relkind;
 	const struct catalog_column *age = catalog_column(&t, rule->age_column);
 	if (!age || !catalog_is_datetime(age)) {
 		*err = xasprintf("age column \"%s\" %s", rule->age_column,
@@ -222,6 +354,7 @@ batch_prepare(PGconn *conn, const struct config *cfg, const struct rule *rule,
 				     : "does not exist");
 		goto out;
 	}
+	rs->age_attnum = age->attnum;
 	rs->qtable = db_qualified(conn, rule->schema, rule->table);
 	rs->age_q = column_ref(conn, rule->age_column);
 	rs->age_type = xstrdup(age->base);
@@ -232,12 +365,18 @@ batch_prepare(PGconn *conn, const struct config *cfg, const struct rule *rule,
 	if (!catalog_has_index_on(conn, &t, age, &rs->ordered, err))
 		goto out;
 
-	/* A date holds a whole day: it is older than the cutoff only when
-	 * the day before the cutoff's date has ended. */
-	if (strcmp(rs->age_type, "date") == 0)
+	if (mode == BATCH_ERASURE) {
+		char *subj = column_ref(conn, rule->subject_column);
+		add_param(rs, OID_TEXT, subject_id, num);
+		sb_printf(&cond, "%s::text = %s", subj, num);
+		free(subj);
+	} else if (strcmp(rs->age_type, "date") == 0) {
+		/* A date holds a whole day: it is older than the cutoff only
+		 * when the day before the cutoff's date has ended. */
 		sb_printf(&cond, "%s < ($%d)::date", rs->age_q, P_CUTOFF);
-	else
+	} else {
 		sb_printf(&cond, "%s < $%d", rs->age_q, P_CUTOFF);
+	}
 	if (rule->where)
 		sb_printf(&cond, " AND (%s)", rule->where);
 	if (action == ACTION_DEIDENTIFY) {
@@ -248,23 +387,17 @@ batch_prepare(PGconn *conn, const struct config *cfg, const struct rule *rule,
 	rs->eligible = sb_take(&cond);
 
 	if (rule->subject && rule->subject_column) {
-		int p = ++rs->nparams;
-		rs->types[p - 1] = OID_TEXT;
-		rs->values[p - 1] = rule->subject;
-		char param[16];
-		snprintf(param, sizeof(param), "$%d", p);
 		char *ref = column_ref(conn, rule->subject_column);
+		add_param(rs, OID_TEXT, rule->subject, num);
 		rs->not_held = hold_sql_not_held(conn, cfg->database.schema,
-						 param, ref);
+						 num, ref);
 		free(ref);
 	}
-
-	if (!load_targets(conn, rs, &t, err))
+	if (action == ACTION_DELETE && !load_references(conn, rs, err))
 		goto out;
-	for (size_t i = 0; i < rs->n_targets; i++)
-		rs->targets[i].stmt = batch_statement(cfg, conn, rs,
-						      rs->targets[i].qname,
-						      set.s);
+	if (!build_statements(conn, cfg, rs, set.s, err))
+		goto out;
+	rs->set = sb_take(&set);
 	ok = true;
 out:
 	sb_free(&set);
@@ -276,27 +409,34 @@ out:
 	return ok;
 }
 
+bool
+batch_reload_targets(PGconn *conn, const struct config *cfg,
+		     struct rule_sql *rs, char **err)
+{
+	free_targets(rs);
+	return build_statements(conn, cfg, rs, rs->set, err);
+}
+
 void
 batch_release(struct rule_sql *rs)
 {
-	for (size_t i = 0; i < rs->n_targets; i++) {
-		free(rs->targets[i].name);
-		free(rs->targets[i].qname);
-		free(rs->targets[i].stmt);
-	}
-	free(rs->targets);
+	free_targets(rs);
+	free(rs->oid);
 	free(rs->qtable);
 	free(rs->age_q);
 	free(rs->age_type);
 	free(rs->eligible);
 	free(rs->not_held);
+	free(rs->unreferenced);
+	free(rs->cascades);
+	free(rs->set);
 	explicit_bzero(rs->ipad, sizeof(rs->ipad));
 	explicit_bzero(rs->opad, sizeof(rs->opad));
 	memset(rs, 0, sizeof(*rs));
 }
 
-static PGresult *
-exec_rule(PGconn *conn, struct rule_sql *rs, const char *sql, char **err)
+PGresult *
+batch_exec(PGconn *conn, struct rule_sql *rs, const char *sql, char **err)
 {
 	PGresult *res = PQexecParams(conn, sql, rs->nparams, rs->types,
 				     rs->values, NULL, NULL, 0);
@@ -315,12 +455,21 @@ dup_or_null(const PGresult *res, int row, int col)
 					  : xstrdup(PQgetvalue(res, row, col));
 }
 
+void
+batch_set_fixed(struct rule_sql *rs, const char *cutoff)
+{
+	rs->values[P_CUTOFF - 1] = cutoff;
+	for (int i = P_LIMIT; i <= P_FIXED; i++)
+		rs->values[i - 1] = NULL;
+}
+
 bool
 batch_oldest(PGconn *conn, struct rule_sql *rs, char **oldest, char **err)
 {
 	char *sql = xasprintf("SELECT min(%s)::text FROM %s t", rs->age_q,
 			      rs->qtable);
-	PGresult *res = exec_rule(conn, rs, sql, err);
+	batch_set_fixed(rs, NULL);
+	PGresult *res = batch_exec(conn, rs, sql, err);
 	free(sql);
 	if (!res)
 		return false;
@@ -333,62 +482,62 @@ bool
 batch_count(PGconn *conn, struct rule_sql *rs, const char *cutoff,
 	    struct batch_counts *out, char **err)
 {
-	memset(out, 0, sizeof(*out));
-	rs->values[P_CUTOFF - 1] = cutoff;
-	for (int i = P_LIMIT; i <= P_TARGET; i++)
-		rs->values[i - 1] = NULL;
+	const char *h = rs->not_held ? rs->not_held : "true";
+	const char *f = rs->unreferenced ? rs->unreferenced : "true";
 
-	char *sql;
-	if (rs->not_held)
-		sql = xasprintf("SELECT count(*) FILTER (WHERE %s),"
-				" count(*) FILTER (WHERE NOT (%s)) FROM %s t WHERE %s",
-				rs->not_held, rs->not_held, rs->qtable,
-				rs->eligible);
-	else
-		sql = xasprintf("SELECT count(*), 0 FROM %s t WHERE %s",
-				rs->qtable, rs->eligible);
-	PGresult *res = exec_rule(conn, rs, sql, err);
+	memset(out, 0, sizeof(*out));
+	batch_set_fixed(rs, cutoff);
+	char *sql = xasprintf(
+		"SELECT count(*) FILTER (WHERE %s AND %s),"
+		" count(*) FILTER (WHERE NOT (%s)),"
+		" count(*) FILTER (WHERE %s AND NOT (%s))"
+		" FROM %s t WHERE %s", h, f, h, h, f, rs->qtable, rs->eligible);
+	PGresult *res = batch_exec(conn, rs, sql, err);
 	free(sql);
 	if (!res)
 		return false;
 	out->eligible = atoll(PQgetvalue(res, 0, 0));
 	out->held = atoll(PQgetvalue(res, 0, 1));
+	out->blocked = atoll(PQgetvalue(res, 0, 2));
 	PQclear(res);
+	return true;
+}
 
+bool
+batch_table_rows(PGconn *conn, struct rule_sql *rs, long long *rows, char **err)
+{
 	/* reltuples: -1 when never analysed; partitioned parents have none */
-	const char *p[] = { rs->qtable };
-	res = db_query(conn,
+	const char *p[] = { rs->oid };
+	PGresult *res = db_query(conn,
 		"SELECT coalesce(sum(c.reltuples) FILTER (WHERE c.reltuples > 0), 0)::bigint,"
 		" coalesce(bool_or(c.reltuples < 0), true)"
-		" FROM pg_partition_tree($1::regclass) pt"
+		" FROM pg_partition_tree($1::oid::regclass) pt"
 		" JOIN pg_class c ON c.oid = pt.relid WHERE pt.isleaf", 1, p, err);
 	if (!res)
 		return false;
-	out->table_rows = atoll(PQgetvalue(res, 0, 0));
+	*rows = atoll(PQgetvalue(res, 0, 0));
 	bool unknown = PQgetvalue(res, 0, 1)[0] == 't';
 	PQclear(res);
-	if (unknown || out->table_rows < EXACT_COUNT_BELOW) {
-		sql = xasprintf("SELECT count(*) FROM %s", rs->qtable);
+	if (unknown || *rows < EXACT_COUNT_BELOW) {
+		char *sql = xasprintf("SELECT count(*) FROM %s", rs->qtable);
 		res = db_query(conn, sql, 0, NULL, err);
 		free(sql);
 		if (!res)
 			return false;
-		out->table_rows = atoll(PQgetvalue(res, 0, 0));
+		*rows = atoll(PQgetvalue(res, 0, 0));
 		PQclear(res);
 	}
-	return batch_oldest(conn, rs, &out->oldest, err);
+	return true;
 }
 
 bool
 batch_count_due(PGconn *conn, struct rule_sql *rs, const char *cutoff,
 		long long *due, char **err)
 {
-	rs->values[P_CUTOFF - 1] = cutoff;
-	for (int i = P_LIMIT; i <= P_TARGET; i++)
-		rs->values[i - 1] = NULL;
+	batch_set_fixed(rs, cutoff);
 	char *sql = xasprintf("SELECT count(*) FROM %s t WHERE %s", rs->qtable,
 			      rs->eligible);
-	PGresult *res = exec_rule(conn, rs, sql, err);
+	PGresult *res = batch_exec(conn, rs, sql, err);
 	free(sql);
 	if (!res)
 		return false;
@@ -397,17 +546,10 @@ batch_count_due(PGconn *conn, struct rule_sql *rs, const char *cutoff,
 	return true;
 }
 
-void
-batch_counts_free(struct batch_counts *c)
-{
-	free(c->oldest);
-	c->oldest = NULL;
-}
-
 bool
 batch_run(PGconn *conn, struct rule_sql *rs, size_t target, const char *cutoff,
 	  long long limit, const char *from, long long run_id,
-	  struct batch_outcome *out, char **err)
+	  const char *detail_json, struct batch_outcome *out, char **err)
 {
 	char lim[32], run[32];
 
@@ -420,6 +562,7 @@ batch_run(PGconn *conn, struct rule_sql *rs, size_t target, const char *cutoff,
 	rs->values[P_RUN - 1] = run;
 	rs->values[P_RULE - 1] = rs->rule->name;
 	rs->values[P_TARGET - 1] = rs->targets[target].name;
+	rs->values[P_DETAIL - 1] = detail_json;
 
 	PGresult *res = PQexecParams(conn, rs->targets[target].stmt,
 				     rs->nparams, rs->types, rs->values, NULL,

@@ -3,7 +3,6 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "commands.h"
 #include "config.h"
@@ -11,33 +10,12 @@
 #include "log.h"
 #include "schema.h"
 
-/* "001_init.sql, 002_x.sql": the last N files up to VERSION, which is what
- * schema_init just applied (it applies them in order). */
-static char *
-applied_names(int version, int n)
-{
-	size_t last = 0;
-	while (last < n_sql_files && sql_files[last].version != version)
-		last++;
-	if (last == n_sql_files || (size_t)n > last + 1)
-		return xasprintf("%d file%s", n, n == 1 ? "" : "s");
-
-	char *out = xstrdup("");
-	for (size_t i = last + 1 - (size_t)n; i <= last; i++) {
-		char *next = xasprintf("%s%s%s", out, *out ? ", " : "",
-				       sql_files[i].name);
-		free(out);
-		out = next;
-	}
-	return out;
-}
-
 int
 cmd_init_db(const struct cli *cli)
 {
 	struct config cfg;
 	PGconn *conn;
-	char *err = NULL;
+	char *err = NULL, *applied = NULL;
 	int status, version;
 
 	if (cli->argc > 1) {
@@ -49,29 +27,24 @@ cmd_init_db(const struct cli *cli)
 		return status;
 
 	const char *schema = cfg.database.schema;
-	int applied = schema_init(conn, schema, &err);
-	if (applied < 0) {
+	if (schema_init(conn, schema, &applied, &err) < 0) {
 		log_error("init-db: %s", err);
-		free(err);
-		cmd_teardown(&cfg, conn);
-		return EXIT_RUNTIME;
-	}
-	if (schema_version(conn, schema, &version, &err) < 0) {
+		if (applied)
+			log_error("init-db: applied before the error: %s",
+				  applied);
+		status = EXIT_RUNTIME;
+	} else if (schema_version(conn, schema, &version, &err) < 0) {
 		log_error("init-db: %s", err);
-		free(err);
-		cmd_teardown(&cfg, conn);
-		return EXIT_RUNTIME;
-	}
-
-	if (applied == 0) {
+		status = EXIT_RUNTIME;
+	} else if (applied) {
+		printf("schema \"%s\" is at version %d (applied: %s)\n",
+		       schema, version, applied);
+	} else {
 		printf("schema \"%s\" is up to date (version %d)\n", schema,
 		       version);
-	} else {
-		char *names = applied_names(version, applied);
-		printf("schema \"%s\" is at version %d (applied: %s)\n",
-		       schema, version, names);
-		free(names);
 	}
+	free(err);
+	free(applied);
 	cmd_teardown(&cfg, conn);
-	return EXIT_OK;
+	return status;
 }

@@ -11,6 +11,7 @@
 #include "config.h"
 #include "db.h"
 #include "engine.h"
+#include "erasure.h"
 #include "log.h"
 #include "postcycle.h"
 #include "signals.h"
@@ -106,13 +107,18 @@ print_rule(const struct rule_result *rr, bool plan)
 		       rr->overdue == 1 ? "" : "s");
 	if (rr->held > 0)
 		printf("; %lld kept by legal hold", rr->held);
+	if (rr->blocked > 0)
+		printf("; %lld still referenced", rr->blocked);
+	if (rr->partitions > 0)
+		printf("; %lld whole partition%s", rr->partitions,
+		       rr->partitions == 1 ? "" : "s");
 	printf("\n");
 	if (plan) {
 		char retain[DURATION_TEXT_MAX];
 		duration_to_interval(&r->retain, retain, sizeof(retain));
 		if (rr->cutoff)
 			printf("  cutoff:  %s (retain %s)\n", rr->cutoff, retain);
-		printf("  action:  %s%s%s\n", rule_action_name(r->action),
+		printf("  how:     %s%s%s\n", rule_action_name(r->action),
 		       rr->how ? ", " : "", rr->how ? rr->how : "");
 		printf("  due:     %lld rows\n", rr->eligible);
 		printf("  held:    %lld rows kept by legal hold\n", rr->held);
@@ -124,6 +130,31 @@ print_rule(const struct rule_result *rr, bool plan)
 			printf("  guard:   passes\n");
 		if (rr->message && rr->outcome == OUTCOME_PLANNED)
 			printf("  note:    %s\n", rr->message);
+	}
+}
+
+static void
+print_erasure(const struct erasure_outcome *eo, bool plan)
+{
+	printf("erasure request %lld (%s:%s, due %s): %s%s\n", eo->id,
+	       eo->subject, eo->subject_id, eo->due_at,
+	       plan ? "would be " : "", eo->status);
+	for (size_t i = 0; i < eo->n_rules; i++) {
+		const struct erasure_rule_result *rr = &eo->rules[i];
+		printf("  rule \"%s\": ", rr->rule->name);
+		if (rr->method == ACTION_KEEP)
+			printf("%lld rows kept: %s", rr->kept, rr->rule->policy);
+		else
+			printf("%s%s %lld rows", plan ? "would " : "",
+			       rr->method == ACTION_DELETE
+				       ? (plan ? "delete" : "deleted")
+				       : (plan ? "de-identify" : "de-identified"),
+			       rr->rows);
+		if (rr->blocked > 0)
+			printf("; %lld still referenced", rr->blocked);
+		if (rr->message)
+			printf("; %s", rr->message);
+		printf("\n");
 	}
 }
 
@@ -178,6 +209,8 @@ cycle_command(const struct cli *cli, bool plan)
 	case ENGINE_OK:
 		for (size_t i = 0; i < res.n_rules; i++)
 			print_rule(&res.rules[i], plan);
+		for (size_t i = 0; i < res.n_erasures; i++)
+			print_erasure(&res.erasures[i], plan);
 		if (res.error)
 			log_error("%s", res.error);
 		long long total = res.changed;

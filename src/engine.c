@@ -10,7 +10,10 @@
 
 #include "batch.h"
 #include "db.h"
+#include "erasure.h"
 #include "log.h"
+#include "order.h"
+#include "partition.h"
 #include "strbuf.h"
 
 /* How often a batch that hit statement_timeout is retried, each time with
@@ -197,9 +200,12 @@ work_target(struct cycle *c, struct rule_sql *rs, size_t ti,
 	const struct rule *r = rs->rule;
 	long long limit = r->limits.batch_size;
 	char *from = xstrdup("-infinity");
-	int timeouts = 0;
+	int timeouts = 0, races = 0;
 	enum rule_outcome outcome = OUTCOME_DONE;
+	char *detail = NULL;
 
+	if (rs->cascades)
+		detail = xasprintf("{\"cascade\": %s}", rs->cascades);
 	for (;;) {
 		if (stop_requested(c)) {
 			outcome = OUTCOME_STOPPED;
@@ -214,7 +220,8 @@ work_target(struct cycle *c, struct rule_sql *rs, size_t ti,
 		char *err = NULL;
 		double t0 = mono_ms();
 		bool ok = batch_run(c->conn, rs, ti, rr->cutoff, limit, from,
-				    c->run_id, &bo, &err);
+				    c->run_id, rs->cascades ? detail : NULL,
+				    &bo, &err);
 		double elapsed = mono_ms() - t0;
 		if (!ok) {
 			if (strcmp(bo.sqlstate, "57014") == 0 && limit > 1 &&
@@ -225,6 +232,13 @@ work_target(struct cycle *c, struct rule_sql *rs, size_t ti,
 				log_warning("rule \"%s\" (%s): batch hit "
 					    "statement_timeout; retrying with %lld rows",
 					    r->name, rs->targets[ti].name, limit);
+				free(err);
+				continue;
+			}
+			if (strcmp(bo.sqlstate, "23503") == 0 && races < 3) {
+				/* a row referenced after it was picked: the
+				 * next pick sees the reference and skips it */
+				races++;
 				free(err);
 				continue;
 			}
@@ -247,6 +261,7 @@ work_target(struct cycle *c, struct rule_sql *rs, size_t ti,
 			break;
 		}
 		timeouts = 0;
+		races = 0;
 		if (bo.changed > 0)
 			rr->batches++;
 		rr->changed += bo.changed;
@@ -271,6 +286,7 @@ work_target(struct cycle *c, struct rule_sql *rs, size_t ti,
 		sleep_ms((double)duration_ms(&r->limits.pause));
 	}
 	free(from);
+	free(detail);
 	return outcome;
 }
 
@@ -288,6 +304,44 @@ count_overdue(struct cycle *c, struct rule_sql *rs, struct rule_result *rr)
 	free(late);
 }
 
+/* Drop or detach whole expired partitions (or, in a plan, say which). */
+static bool
+retire_partitions(struct cycle *c, struct rule_sql *rs, struct rule_result *rr,
+		  char **err)
+{
+	struct partition_result pr;
+	if (!partition_retire(c->conn, c->cfg, rs, rr->cutoff, c->run_id,
+			      c->opt->dry_run, &pr, err))
+		return false;
+	if (pr.n > 0) {
+		struct strbuf b = STRBUF_INIT;
+		long long rows = 0, n = 0;
+		for (size_t i = 0; i < pr.n; i++) {
+			if (pr.parts[i].skipped)
+				continue;
+			rows += pr.parts[i].rows;
+			n++;
+		}
+		sb_printf(&b, "%s %lld whole partition%s (%lld rows)",
+			  c->opt->dry_run ? "would remove" : "removed", n,
+			  n == 1 ? "" : "s", rows);
+		for (size_t i = 0; i < pr.n; i++)
+			if (pr.parts[i].skipped)
+				sb_printf(&b, "; %s by rows: %s", pr.parts[i].name,
+					  pr.parts[i].skipped);
+		free(rr->how);
+		rr->how = sb_take(&b);
+	}
+	rr->partitions = 0;
+	for (size_t i = 0; i < pr.n; i++)
+		if (pr.parts[i].retired)
+			rr->partitions++;
+	rr->changed += pr.rows;
+	bool reload = rr->partitions > 0 || pr.finalized > 0;
+	partition_result_free(&pr);
+	return !reload || batch_reload_targets(c->conn, c->cfg, rs, err);
+}
+
 static void
 run_rule(struct cycle *c, const struct rule *r, struct rule_result *rr)
 {
@@ -298,7 +352,8 @@ run_rule(struct cycle *c, const struct rule *r, struct rule_result *rr)
 
 	rr->rule = r;
 	status(c, "rule %s: counting", r->name);
-	if (!batch_prepare(c->conn, c->cfg, r, r->action, &rs, &err)) {
+	if (!batch_prepare(c->conn, c->cfg, r, r->action, BATCH_EXPIRY, NULL,
+			   &rs, &err)) {
 		rr->outcome = OUTCOME_FAILED;
 		rr->message = err;
 		return;
@@ -306,7 +361,10 @@ run_rule(struct cycle *c, const struct rule *r, struct rule_result *rr)
 	rr->how = xstrdup(rs.ordered ? "row batches along the age index"
 				     : "row batches (no index on the age column)");
 	rr->cutoff = query_cutoff(c, r, false, &err);
-	if (!rr->cutoff || !batch_count(c->conn, &rs, rr->cutoff, &counts, &err)) {
+	if (!rr->cutoff ||
+	    !batch_count(c->conn, &rs, rr->cutoff, &counts, &err) ||
+	    !batch_table_rows(c->conn, &rs, &rr->table_rows, &err) ||
+	    !batch_oldest(c->conn, &rs, &rr->oldest, &err)) {
 		rr->outcome = OUTCOME_FAILED;
 		rr->message = err;
 		batch_release(&rs);
@@ -314,25 +372,29 @@ run_rule(struct cycle *c, const struct rule *r, struct rule_result *rr)
 	}
 	rr->eligible = counts.eligible;
 	rr->held = counts.held;
-	rr->table_rows = counts.table_rows;
-	rr->oldest = counts.oldest;
+	rr->blocked = counts.blocked;
 
-	if (!rule_selected(c->opt, r))
+	if (!rule_selected(c->opt, r)) {
 		rr->outcome = OUTCOME_SKIPPED;
-	else if (!guards_pass(c, r, rr))
+	} else if (!guards_pass(c, r, rr)) {
 		rr->outcome = OUTCOME_REFUSED;
-	else if (c->opt->dry_run)
+	} else if (c->opt->dry_run) {
 		rr->outcome = OUTCOME_PLANNED;
-	else if (rr->eligible == 0)
+		if (!retire_partitions(c, &rs, rr, &err)) {
+			rr->outcome = OUTCOME_FAILED;
+			rr->message = err;
+		}
+	} else if (rr->eligible == 0) {
 		rr->outcome = OUTCOME_NOTHING;
-	else {
+	} else {
 		double deadline = t0 + (double)duration_ms(&r->limits.max_runtime);
 		rr->outcome = OUTCOME_DONE;
-		for (size_t i = 0; i < rs.n_targets; i++) {
-			rr->outcome = work_target(c, &rs, i, rr, deadline);
-			if (rr->outcome != OUTCOME_DONE)
-				break;
+		if (!retire_partitions(c, &rs, rr, &err)) {
+			rr->outcome = OUTCOME_FAILED;
+			rr->message = err;
 		}
+		for (size_t i = 0; i < rs.n_targets && rr->outcome == OUTCOME_DONE; i++)
+			rr->outcome = work_target(c, &rs, i, rr, deadline);
 		char *oldest = NULL;
 		if (batch_oldest(c->conn, &rs, &oldest, &err)) {
 			free(rr->oldest);
@@ -340,6 +402,11 @@ run_rule(struct cycle *c, const struct rule *r, struct rule_result *rr)
 		} else {
 			free(err);
 		}
+		/* rows that became blocked or stayed locked meanwhile */
+		if (batch_count(c->conn, &rs, rr->cutoff, &counts, &err))
+			rr->blocked = counts.blocked;
+		else
+			free(err);
 	}
 	count_overdue(c, &rs, rr);
 	batch_release(&rs);
@@ -418,6 +485,7 @@ summary_json(const struct run_result *out)
 		sb_json_str(&b, rule_outcome_name(rr->outcome));
 		sb_add(&b, ", \"cutoff\": ");
 		sb_json_str(&b, rr->cutoff);
+		sb_printf(&b, ", \"partitions\": %lld", rr->partitions);
 		sb_printf(&b, ", \"eligible\": %lld, \"held\": %lld, "
 			  "\"blocked\": %lld, \"changed\": %lld, \"batches\": %lld, "
 			  "\"longest_batch_ms\": %.1f",
@@ -428,6 +496,20 @@ summary_json(const struct run_result *out)
 		sb_add(&b, ", \"message\": ");
 		sb_json_str(&b, rr->message);
 		sb_add(&b, "}");
+	}
+	sb_add(&b, "], \"erasures\": [");
+	for (size_t i = 0; i < out->n_erasures; i++) {
+		const struct erasure_outcome *eo = &out->erasures[i];
+		sb_printf(&b, "%s{\"id\": %lld, \"subject\": ", i ? ", " : "",
+			  eo->id);
+		sb_json_str(&b, eo->subject);
+		sb_add(&b, ", \"subject_id\": ");
+		sb_json_str(&b, eo->subject_id);
+		sb_add(&b, ", \"status\": ");
+		sb_json_str(&b, eo->status);
+		sb_add(&b, ", \"due_at\": ");
+		sb_json_str(&b, eo->due_at);
+		sb_printf(&b, ", \"changed\": %lld}", eo->changed);
 	}
 	sb_add(&b, "]}");
 	return sb_take(&b);
@@ -446,9 +528,11 @@ overall_status(const struct run_result *out)
 		if (rule_outcome_is_failure(out->rules[i].outcome))
 			failed++;
 	}
+	if (out->erasure_error)
+		failed++;
 	if (failed == 0)
 		return RUN_OK;
-	return failed == worked ? RUN_FAILED : RUN_PARTIAL;
+	return failed >= worked && worked > 0 ? RUN_FAILED : RUN_PARTIAL;
 }
 
 static char *
@@ -560,13 +644,24 @@ engine_cycle(PGconn *conn, const struct config *cfg,
 		(void)finish(&c, out, t0);
 		return ENGINE_ERROR;
 	}
-	out->rules = xcalloc(cfg->n_rules, sizeof(*out->rules));
-	for (size_t i = 0; i < cfg->n_rules; i++) {
-		const struct rule *r = &cfg->rules[i];
+	size_t *order = xcalloc(cfg->n_rules ? cfg->n_rules : 1, sizeof(*order));
+	bool *ran = xcalloc(cfg->n_rules ? cfg->n_rules : 1, sizeof(*ran));
+	if (!order_rules(conn, cfg, order, &err)) {
+		log_warning("could not read foreign keys to order the rules; "
+			    "using the config file's order: %s", err);
+		free(err);
+		for (size_t i = 0; i < cfg->n_rules; i++)
+			order[i] = i;
+	}
+	out->rules = xcalloc(cfg->n_rules ? cfg->n_rules : 1, sizeof(*out->rules));
+	bool stopped = false;
+	for (size_t k = 0; k < cfg->n_rules && !stopped; k++) {
+		const struct rule *r = &cfg->rules[order[k]];
 		/* a rule --rule left out is not looked at; a disabled one
 		 * still gets its compliance counted for the report */
 		if (opt->n_only && !rule_selected(opt, r))
 			continue;
+		ran[order[k]] = rule_selected(opt, r);
 		struct rule_result *rr = &out->rules[out->n_rules++];
 		/* in the plan's one transaction, a failing rule must not
 		 * abort the others */
@@ -582,9 +677,19 @@ engine_cycle(PGconn *conn, const struct config *cfg,
 			free(err);
 		}
 		out->changed += rr->changed;
-		if (rr->outcome == OUTCOME_STOPPED)
-			break;
+		stopped = rr->outcome == OUTCOME_STOPPED;
 	}
+	if (!stopped && !stop_requested(&c)) {
+		status(&c, "erasure requests");
+		if (!erasure_process(conn, cfg, order, ran, c.run_id, opt->dry_run,
+				     hooks ? hooks->should_stop : NULL,
+				     hooks ? hooks->arg : NULL, out, &err)) {
+			log_error("erasure requests: %s", err);
+			out->erasure_error = err;
+		}
+	}
+	free(order);
+	free(ran);
 	if (opt->dry_run && !db_exec(conn, "ROLLBACK", &err)) {
 		log_warning("could not end the read-only transaction: %s", err);
 		free(err);
@@ -605,6 +710,10 @@ run_result_free(struct run_result *r)
 		free(r->rules[i].message);
 	}
 	free(r->rules);
+	for (size_t i = 0; i < r->n_erasures; i++)
+		erasure_outcome_free(&r->erasures[i]);
+	free(r->erasures);
+	free(r->erasure_error);
 	free(r->error);
 	memset(r, 0, sizeof(*r));
 }

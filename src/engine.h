@@ -60,6 +60,7 @@ struct rule_result {
 	long long overdue;	/* rows older than retain + one schedule
 				 * interval left after the cycle, held or not */
 	long long changed;
+	long long partitions;	/* whole partitions dropped or detached */
 	long long batches;
 	double longest_batch_ms;
 	double seconds;
@@ -72,13 +73,37 @@ struct rule_result {
  * interval (a row may have expired just after the last cycle). */
 bool rule_result_compliant(const struct rule_result *rr);
 
+/* What one rule did for one erasure request. */
+struct erasure_rule_result {
+	const struct rule *rule;
+	enum rule_action method;	/* the rule's on_erasure */
+	long long rows;		/* deleted or de-identified */
+	long long kept;		/* rows kept ("keep": a duty outlives it) */
+	long long blocked;	/* rows still referenced from elsewhere */
+	char *message;		/* an error, or NULL */
+};
+
+struct erasure_outcome {
+	long long id;
+	char *subject;
+	char *subject_id;
+	char *due_at;
+	const char *status;	/* "done", "partial", "held" or "pending" */
+	struct erasure_rule_result *rules;
+	size_t n_rules;
+	long long changed;
+};
+
 struct run_result {
 	long long run_id;	/* 0 when no run row could be written */
 	enum run_status status;
 	struct rule_result *rules;
 	size_t n_rules;
+	struct erasure_outcome *erasures;
+	size_t n_erasures;
 	long long changed;
 	double seconds;
+	char *erasure_error;	/* what stopped the erasure pass, or NULL */
 	char *error;		/* what stopped the whole cycle, or NULL */
 };
 

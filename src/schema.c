@@ -204,10 +204,11 @@ take_init_lock(PGconn *conn, const char *schema, char **e)
 }
 
 /* One step: lock, create the schema if needed, apply the next file if any.
- * Returns 1 when a file was applied, 0 when up to date, -1 on error (the
- * transaction is rolled back). */
+ * Returns 1 when a file was applied (*done says which), 0 when up to date,
+ * -1 on error (the transaction is rolled back). */
 static int
-init_step(PGconn *conn, const char *schema, const char *qschema, char **err)
+init_step(PGconn *conn, const char *schema, const char *qschema,
+	  const struct sql_file **done, char **err)
 {
 	const struct sql_file *next = NULL;
 	char *e = NULL;
@@ -235,7 +236,6 @@ init_step(PGconn *conn, const char *schema, const char *qschema, char **err)
 			rollback(conn);
 			return -1;
 		}
-		log_info("created schema \"%s\"", schema);
 	}
 
 	if (schema_version(conn, schema, &version, err) < 0) {
@@ -267,9 +267,12 @@ init_step(PGconn *conn, const char *schema, const char *qschema, char **err)
 	}
 	if (!db_exec(conn, "COMMIT", &e))
 		goto fail;
+	if (!exists)
+		log_info("created schema \"%s\"", schema);
 	if (next)
 		log_debug("schema \"%s\": applied %s (version %d)", schema,
 			  next->name, next->version);
+	*done = next;
 	return next ? 1 : 0;
 
 fail:
@@ -279,8 +282,13 @@ fail:
 }
 
 int
-schema_init(PGconn *conn, const char *schema, char **err)
+schema_init(PGconn *conn, const char *schema, char **applied, char **err)
 {
+	const struct sql_file *done;
+	char *names = NULL;
+
+	if (applied)
+		*applied = NULL;
 	if (PQtransactionStatus(conn) != PQTRANS_IDLE) {
 		*err = xstrdup("schema_init called inside a transaction");
 		return -1;
@@ -290,9 +298,18 @@ schema_init(PGconn *conn, const char *schema, char **err)
 		*err = db_error(conn, NULL);
 		return -1;
 	}
-	int applied = 0, r;
-	while ((r = init_step(conn, schema, qschema, err)) == 1)
-		applied++;
+	int n = 0, r;
+	while ((r = init_step(conn, schema, qschema, &done, err)) == 1) {
+		char *more = xasprintf("%s%s%s", names ? names : "",
+				       names ? ", " : "", done->name);
+		free(names);
+		names = more;
+		n++;
+	}
 	free(qschema);
-	return r < 0 ? -1 : applied;
+	if (applied)
+		*applied = names;
+	else
+		free(names);
+	return r < 0 ? -1 : n;
 }

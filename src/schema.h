@@ -29,11 +29,16 @@ int schema_latest_version(void);
  * Create SCHEMA if missing and apply every embedded file newer than the
  * database's version, each in its own transaction together with its
  * schema_version row, under an advisory lock so concurrent init-dbs wait
- * for each other. Returns the number of files applied (0: up to date), or
- * -1 with *err set (malloc'd) when a file fails or the database's version
- * is newer than this binary knows. Must be called outside a transaction.
+ * for each other. Returns the number of files this call applied (0: up to
+ * date) and, when APPLIED is not NULL, their names ("001_init.sql,
+ * 002_x.sql", malloc'd; NULL when none). Another init-db running at the
+ * same time may apply some of the files instead. Returns -1 with *err set
+ * (malloc'd) when a file fails or the database's version is newer than
+ * this binary knows; files applied before that stay applied. Must be
+ * called outside a transaction.
  */
-int schema_init(PGconn *conn, const char *schema, char **err) MUSTCHECK;
+int schema_init(PGconn *conn, const char *schema, char **applied, char **err)
+	MUSTCHECK;
 
 /* The database's schema version: 0 when SCHEMA or its schema_version table
  * does not exist. Returns 0, or -1 with *err set. */

@@ -14,8 +14,7 @@ COMMANDS = ["check", "plan", "run", "daemon", "report", "verify", "hold",
 
 # Commands that still answer "not implemented yet" (exit 2). Remove a
 # command from this list in the change that implements it.
-UNIMPLEMENTED = ["daemon", "report", "erase",
-                 "erasure"]
+UNIMPLEMENTED = ["daemon", "report"]
 
 VALID_CONFIG = """\
 database: {

@@ -1,0 +1,40 @@
+/*
+ * erasure: right-to-erasure requests (SPEC §5). A request names a subject
+ * ("customer:42"); each cycle applies every rule with that subject to the
+ * subject's rows, whatever their age, as the rule's on_erasure says:
+ * delete, de-identify, or keep (a legal duty outlives the request; what was
+ * kept, and under which policy, is recorded).
+ */
+#ifndef RETENTIOND_ERASURE_H
+#define RETENTIOND_ERASURE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <libpq-fe.h>
+
+#include "config.h"
+#include "engine.h"
+#include "util.h"
+
+/* Record a request; *id and *due_at (requested + 1 calendar month, as
+ * PostgreSQL prints it, malloc'd) on success. */
+bool erasure_add(PGconn *conn, const char *schema, const char *subject,
+		 const char *subject_id, const char *reason, long long *id,
+		 char **due_at, char **err) MUSTCHECK;
+
+/*
+ * Work through the pending (and held) requests with the rules in ORDER
+ * (indexes into cfg->rules, children before parents), only those RUN[i]
+ * marks as taking part. DRY_RUN counts without changing anything.
+ * Results are appended to out->erasures. False on a database error that
+ * stopped the whole pass.
+ */
+bool erasure_process(PGconn *conn, const struct config *cfg,
+		     const size_t *order, const bool *run, long long run_id,
+		     bool dry_run, bool (*should_stop)(void *), void *arg,
+		     struct run_result *out, char **err) MUSTCHECK;
+
+void erasure_outcome_free(struct erasure_outcome *e);
+
+#endif
