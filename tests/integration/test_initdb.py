@@ -6,13 +6,20 @@ the first run, "schema "S" is up to date (version N)" after; exit 0. A
 database whose schema is newer than the binary knows is refused (exit 1).
 """
 
+import glob
 import os
+import re
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness  # noqa: E402
+
+# The versioned files the binary embeds, as the source tree has them.
+SQL_FILES = sorted(os.path.basename(p) for p in
+                   glob.glob(os.path.join(harness.SRCDIR, "sql", "[0-9]*_*.sql")))
+LATEST = int(re.match(r"\d+", SQL_FILES[-1]).group(0))
 
 # SPEC §4 key columns, plus what the audit chain and the mail outbox need.
 EXPECTED_COLUMNS = {
@@ -101,10 +108,14 @@ class InitDbTest(harness.IntegrationTest):
         proc = harness.run(["init-db"], config=self.config(db))
         self.assertExit(proc, 0)
         self.assertEqual(proc.stdout,
-                         'schema "retention" is at version 1 (applied: 001_init.sql)\n')
+                         f'schema "retention" is at version {LATEST} '
+                         f'(applied: {", ".join(SQL_FILES)})\n')
         self.assertEqual(self.columns(db, "retention"), EXPECTED_COLUMNS)
+        # one row per file, each with the file's name
         self.assertEqual(self.cluster.query(
-            "SELECT version FROM retention.schema_version", dbname=db), [["1"]])
+            "SELECT version, description = '' OR description IS NULL"
+            " FROM retention.schema_version ORDER BY version", dbname=db),
+            [[str(int(re.match(r"\d+", f).group(0))), "f"] for f in SQL_FILES])
         # the chain starts at the genesis hash
         self.assertEqual(self.cluster.query(
             "SELECT coalesce(last_id::text, 'null'), hash FROM retention.audit_head",
@@ -163,7 +174,8 @@ class InitDbTest(harness.IntegrationTest):
                                      dbname=db)
         proc = harness.run(["init-db"], config=config)
         self.assertExit(proc, 0)
-        self.assertEqual(proc.stdout, 'schema "retention" is up to date (version 1)\n')
+        self.assertEqual(proc.stdout,
+                         f'schema "retention" is up to date (version {LATEST})\n')
         after = self.cluster.scalar(CATALOG_SNAPSHOT % {"schema": "retention"},
                                     dbname=db)
         self.assertEqual(before, after)
@@ -175,7 +187,8 @@ class InitDbTest(harness.IntegrationTest):
         proc = harness.run(["init-db"], config=config)
         self.assertExit(proc, 0)
         self.assertEqual(proc.stdout,
-                         'schema "audit_trail" is at version 1 (applied: 001_init.sql)\n')
+                         f'schema "audit_trail" is at version {LATEST} '
+                         f'(applied: {", ".join(SQL_FILES)})\n')
         self.assertEqual(self.columns(db, schema), EXPECTED_COLUMNS)
         self.assertEqual(self.columns(db, "retention"), {})
         # the trigger functions work from a caller pinned to pg_catalog, as
@@ -203,7 +216,8 @@ class InitDbTest(harness.IntegrationTest):
                           " VALUES (99, 'from the future')", dbname=db)
         proc = harness.run(["init-db"], config=config)
         self.assertExit(proc, 1)
-        self.assertIn("version 99, newer than this retentiond knows (1)", proc.stderr)
+        self.assertIn(f"version 99, newer than this retentiond knows ({LATEST})",
+                      proc.stderr)
         self.assertEqual(proc.stdout, "")
         for args in (["verify"], ["hold", "list"]):
             with self.subTest(args=args):
@@ -234,10 +248,18 @@ class InitDbTest(harness.IntegrationTest):
         results = [p.communicate(timeout=60) + (p.returncode,) for p in procs]
         for out, err, rc in results:
             self.assertEqual(rc, 0, err)
-        applied = [out for out, _, _ in results if "applied: 001_init.sql" in out]
-        self.assertEqual(len(applied), 1, results)
-        self.assertEqual(self.cluster.query(
-            "SELECT version FROM retention.schema_version", dbname=db), [["1"]])
+            self.assertRegex(out, rf'^schema "retention" is (at version|up to date \(version) {LATEST}\b')
+        # between them they applied every file, each exactly once
+        applied = []
+        for out, _, _ in results:
+            m = re.search(r"\(applied: (.*)\)$", out, re.M)
+            if m:
+                applied += m.group(1).split(", ")
+        self.assertEqual(sorted(applied), SQL_FILES, results)
+        self.assertEqual(self.cluster.scalar(
+            "SELECT string_agg(version::text, ' ' ORDER BY version)"
+            " FROM retention.schema_version", dbname=db),
+            " ".join(str(int(re.match(r"\d+", f).group(0))) for f in SQL_FILES))
 
     def test_unreachable_database_fails_at_run_time(self):
         text = CONFIG % {
@@ -254,10 +276,9 @@ class InitDbTest(harness.IntegrationTest):
         proc = harness.run(["init-db", "now"], config=self.config(db))
         self.assertExit(proc, 2)
 
-    def test_the_installed_sql_is_what_the_binary_applies(self):
-        # sql/001_init.sql is installed for admins; the binary embeds the
-        # same file. Applied by hand the way its header says, it yields the
-        # same tables as init-db.
+    def test_upgrades_a_database_at_version_1(self):
+        # sql/001_init.sql, applied by hand the way its header says (it is
+        # installed for admins), leaves version 1; init-db applies the rest.
         db = self.new_db()
         path = os.path.join(harness.SRCDIR, "sql", "001_init.sql")
         with open(path) as f:
@@ -265,10 +286,17 @@ class InitDbTest(harness.IntegrationTest):
         self.cluster.psql('CREATE SCHEMA "byhand"; BEGIN;'
                           'SET LOCAL search_path = "byhand", pg_catalog, pg_temp;'
                           + sql + "COMMIT;", dbname=db)
-        self.assertEqual(self.columns(db, "byhand"), EXPECTED_COLUMNS)
+        self.assertEqual(self.cluster.scalar(
+            "SELECT max(version) FROM byhand.schema_version", dbname=db), "1")
         proc = harness.run(["init-db"], config=self.config(db, schema="byhand"))
         self.assertExit(proc, 0)
-        self.assertIn("up to date (version 1)", proc.stdout)
+        if len(SQL_FILES) == 1:
+            self.assertEqual(proc.stdout, 'schema "byhand" is up to date (version 1)\n')
+        else:
+            self.assertEqual(proc.stdout,
+                             f'schema "byhand" is at version {LATEST} '
+                             f'(applied: {", ".join(SQL_FILES[1:])})\n')
+        self.assertEqual(self.columns(db, "byhand"), EXPECTED_COLUMNS)
 
 
 if __name__ == "__main__":
