@@ -35,7 +35,8 @@ cmd_erase(const struct cli *cli)
 	int opt;
 
 	optind = 0;
-	while ((opt = getopt_long(cli->argc, cli->argv, "+", longopts, NULL)) != -1) {
+	/* no "+": options may follow SUBJECT:ID */
+	while ((opt = getopt_long(cli->argc, cli->argv, "", longopts, NULL)) != -1) {
 		if (opt != 'r') {
 			fprintf(stderr, "Usage: retentiond erase SUBJECT:ID [--reason TEXT]\n");
 			return EXIT_USAGE;
@@ -108,7 +109,7 @@ cmd_erasure(const struct cli *cli)
 		return EXIT_USAGE;
 	}
 	optind = 0;
-	while ((opt = getopt_long(cli->argc - 1, cli->argv + 1, "+", longopts,
+	while ((opt = getopt_long(cli->argc - 1, cli->argv + 1, "", longopts,
 				  NULL)) != -1) {
 		if (opt != 's') {
 			fprintf(stderr, "Usage: retentiond erasure list [--status S]\n");

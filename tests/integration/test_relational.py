@@ -1,0 +1,377 @@
+"""Foreign keys, partitioned tables and right-to-erasure requests (SPEC §5)."""
+
+import os
+import subprocess
+import time
+
+from harness import IntegrationTest, clean_env, main, write_config, write_secret
+
+KEY = "relational-test-pseudonym-key-0123456789"
+
+
+class RelationalTest(IntegrationTest):
+
+    def setUp(self):
+        super().setUp()
+        self.db = "t_" + self._testMethodName[5:40].lower()
+        self.cluster.createdb(self.db)
+        self.keyfile = write_secret(os.path.join(self.tmp, "key"), KEY)
+
+    def sql(self, text):
+        return self.cluster.psql(text, dbname=self.db)
+
+    def config(self, rules):
+        return write_config(self.tmp, f"""
+database: {{ conninfo = "{self.cluster.conninfo(self.db)}"; }};
+pseudonym_key_file = "{self.keyfile}";
+rules = (
+{rules}
+);
+""")
+
+    def rd(self, conf, *args):
+        return self.run_rd(list(args), config=conf)
+
+    def init(self, conf):
+        self.assertExit(self.rd(conf, "init-db"), 0)
+
+    # --- foreign keys ---------------------------------------------------------
+
+    SHOP = """
+CREATE TABLE customers (id int PRIMARY KEY, email text, closed_at timestamptz);
+CREATE TABLE orders (id int PRIMARY KEY, customer_id int REFERENCES customers,
+                     ordered_at timestamptz NOT NULL);
+CREATE TABLE invoices (id int PRIMARY KEY, order_id int REFERENCES orders,
+                       issued_at timestamptz NOT NULL);
+CREATE TABLE support_notes (id int PRIMARY KEY, customer_id int REFERENCES customers);
+CREATE INDEX ON customers (closed_at);
+CREATE INDEX ON orders (ordered_at);
+CREATE INDEX ON invoices (issued_at);
+-- customer 1: everything long expired
+INSERT INTO customers VALUES (1, 'a@x', now() - interval '30 days');
+INSERT INTO orders VALUES (10, 1, now() - interval '20 days');
+INSERT INTO invoices VALUES (100, 10, now() - interval '20 days');
+-- customer 2: expired, but its order's invoice is recent
+INSERT INTO customers VALUES (2, 'b@x', now() - interval '30 days');
+INSERT INTO orders VALUES (20, 2, now() - interval '20 days');
+INSERT INTO invoices VALUES (200, 20, now() - interval '3 days');
+-- customer 3: expired, but a table without a rule still points at it
+INSERT INTO customers VALUES (3, 'c@x', now() - interval '30 days');
+INSERT INTO support_notes VALUES (1, 3);
+-- customers 4..9 are open: nothing happens to them
+INSERT INTO customers SELECT g, 'o@x', NULL FROM generate_series(4, 9) g;
+"""
+
+    # parents first in the file: the engine must reorder them
+    SHOP_RULES = """
+{ name = "customers"; policy = "accounts: 1 day after closing"; table = "customers";
+  age_column = "closed_at"; retain = "1 day"; max_fraction = 1.0; },
+{ name = "orders"; policy = "orders: 5 days"; table = "orders";
+  age_column = "ordered_at"; retain = "5 days"; max_fraction = 1.0; },
+{ name = "invoices"; policy = "invoices: 10 days"; table = "invoices";
+  age_column = "issued_at"; retain = "10 days"; max_fraction = 1.0; }
+"""
+
+    def test_children_go_first_and_referenced_parents_are_blocked(self):
+        self.sql(self.SHOP)
+        conf = self.config(self.SHOP_RULES)
+        self.init(conf)
+
+        plan = self.rd(conf, "plan")
+        self.assertExit(plan, 0)
+        self.assertOutput(plan, r"blocked: +2 rows still referenced", stream="stdout")
+
+        proc = self.rd(conf, "run")
+        self.assertExit(proc, 0)
+        # invoices ran first, so customer 1's whole chain is gone in one cycle
+        self.assertEqual(self.sql("SELECT string_agg(id::text, ',' ORDER BY id) FROM customers "
+                                  "WHERE closed_at IS NOT NULL"), "2,3")
+        self.assertEqual(self.sql("SELECT string_agg(id::text, ',' ORDER BY id) FROM orders"), "20")
+        self.assertEqual(self.sql("SELECT string_agg(id::text, ',' ORDER BY id) FROM invoices"), "200")
+        order = self.sql("SELECT string_agg(rule, ',' ORDER BY id) FROM retention.actions")
+        self.assertEqual(order, "invoices,orders,customers")
+        self.assertOutput(proc, r'rule "orders" \(public\.orders\): deleted 1 rows.*1 still referenced',
+                          stream="stdout")
+        self.assertOutput(proc, r'rule "customers" \(public\.customers\): deleted 1 rows.*'
+                                r'2 still referenced', stream="stdout")
+        summary = self.sql("SELECT string_agg((r->>'rule') || '=' || (r->>'blocked'), ',' "
+                           "ORDER BY r->>'rule') FROM retention.runs, "
+                           "jsonb_array_elements(summary->'rules') r WHERE command = 'run'")
+        self.assertEqual(summary, "customers=2,invoices=0,orders=1")
+
+        # the invoice expires: the next cycle removes it, its order, its customer
+        self.sql("UPDATE invoices SET issued_at = now() - interval '11 days'")
+        self.assertExit(self.rd(conf, "run"), 0)
+        self.assertEqual(self.sql("SELECT count(*) FROM invoices"), "0")
+        self.assertEqual(self.sql("SELECT count(*) FROM orders"), "0")
+        self.assertEqual(self.sql("SELECT string_agg(id::text, ',') FROM customers "
+                                  "WHERE closed_at IS NOT NULL"), "3")
+        self.assertEqual(self.sql("SELECT count(*) FROM customers"), "7")
+        self.assertEqual(self.sql("SELECT sum(rows) FROM retention.actions"), "6")
+        self.assertExit(self.rd(conf, "verify"), 0)
+
+    def test_cascade_is_named_in_check_and_in_the_audit_detail(self):
+        self.sql("""
+CREATE TABLE orders (id int PRIMARY KEY, ordered_at timestamptz NOT NULL);
+CREATE TABLE order_items (id int PRIMARY KEY,
+                          order_id int REFERENCES orders ON DELETE CASCADE);
+INSERT INTO orders VALUES (1, now() - interval '9 days'), (2, now());
+INSERT INTO order_items VALUES (1, 1), (2, 1), (3, 2);
+""")
+        conf = self.config("""{ name = "orders"; policy = "p"; table = "orders";
+  age_column = "ordered_at"; retain = "5 days"; }""")
+        proc = self.rd(conf, "check")
+        self.assertOutput(proc, r"note: .*public\.order_items \(ON DELETE CASCADE\)")
+        self.init(conf)
+        self.assertExit(self.rd(conf, "run"), 0)
+        self.assertEqual(self.sql("SELECT count(*) FROM order_items"), "1")
+        self.assertEqual(self.sql("SELECT detail->>'cascade' FROM retention.actions"),
+                         '["public.order_items"]')
+
+    # --- partitions -----------------------------------------------------------
+
+    def make_monthly(self, default=True):
+        parts = []
+        for m in range(12):
+            parts.append(f"""
+CREATE TABLE events_m{m:02d} PARTITION OF events FOR VALUES
+  FROM (date_trunc('month', now()) - interval '{m} months')
+  TO (date_trunc('month', now()) - interval '{m - 1} months');""")
+        self.sql(f"""
+CREATE TABLE events (id bigserial, at timestamptz NOT NULL, customer_id int, payload text)
+  PARTITION BY RANGE (at);
+{''.join(parts)}
+{"CREATE TABLE events_default PARTITION OF events DEFAULT;" if default else ""}
+CREATE INDEX ON events (at);
+-- 10 rows per month: days 1..10 of each month, so the straddling month has
+-- rows on both sides of the cutoff
+INSERT INTO events (at, customer_id, payload)
+SELECT date_trunc('month', now()) - m * interval '1 month' + d * interval '2 days' + interval '1 hour',
+       (m * 10 + d) % 7, 'm' || m
+FROM generate_series(0, 11) m, generate_series(0, 9) d
+WHERE date_trunc('month', now()) - m * interval '1 month' + d * interval '2 days' + interval '1 hour' < now();
+{"INSERT INTO events (at, customer_id, payload) VALUES (now() - interval '5 years', 1, 'ancient');" if default else ""}
+""")
+
+    def partition_rule(self, mode="drop", extra=""):
+        return f"""{{ name = "events"; policy = "events: 100 days"; table = "events";
+  age_column = "at"; retain = "100 days"; partitions = "{mode}"; max_fraction = 1.0;
+  {extra} }}"""
+
+    def expected_gone(self):
+        return int(self.sql("SELECT count(*) FROM events WHERE at < now() - interval '100 days'"))
+
+    def test_expired_partitions_are_dropped_with_exact_counts(self):
+        self.make_monthly()
+        conf = self.config(self.partition_rule())
+        self.init(conf)
+        gone = self.expected_gone()
+        # whole partitions: those whose upper bound is before the cutoff
+        whole = self.cluster.query("""
+SELECT c.relname, (SELECT count(*) FROM events e WHERE e.tableoid = c.oid)
+FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+WHERE i.inhparent = 'events'::regclass
+  AND (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \\(''([^'']*)''\\)'))[1]::timestamptz
+      <= now() - interval '100 days' ORDER BY 1""", dbname=self.db)
+        self.assertGreaterEqual(len(whole), 7)
+
+        plan = self.rd(conf, "plan")
+        self.assertOutput(plan, rf"would remove {len(whole)} whole partitions", stream="stdout")
+
+        proc = self.rd(conf, "run")
+        self.assertExit(proc, 0)
+        self.assertEqual(self.expected_gone(), 0)
+        left = self.sql("SELECT count(*) FROM events")
+        self.assertEqual(int(left) + gone,
+                         int(self.sql("SELECT sum(rows) FROM retention.actions")) + int(left))
+        dropped = self.cluster.query(
+            "SELECT split_part(target, '.', 2), rows FROM retention.actions "
+            "WHERE action = 'drop_partition' ORDER BY 1", dbname=self.db)
+        self.assertEqual(dropped, [[n, str(c)] for n, c in whole])
+        for name, _ in whole:
+            self.assertEqual(self.sql(f"SELECT to_regclass('{name}') IS NULL"), "t")
+        # the straddling month and the default partition were trimmed by rows
+        self.assertEqual(self.sql("SELECT count(*) FROM retention.actions WHERE action = 'delete'"
+                                  " AND target IN ('public.events_default', 'public.events_m03')"),
+                         "2")
+        self.assertEqual(self.sql("SELECT to_regclass('events_default') IS NOT NULL"), "t")
+        self.assertExit(self.rd(conf, "verify"), 0)
+
+    def test_detach_mode_keeps_expired_partitions_as_tables(self):
+        self.make_monthly()
+        conf = self.config(self.partition_rule("detach"))
+        self.init(conf)
+        self.assertExit(self.rd(conf, "run"), 0)
+        n = int(self.sql("SELECT count(*) FROM retention.actions WHERE action = 'detach_partition'"))
+        self.assertGreaterEqual(n, 7)
+        self.assertEqual(self.sql("SELECT to_regclass('events_m11') IS NOT NULL"), "t")
+        self.assertEqual(self.sql("SELECT count(*) FROM pg_inherits WHERE inhrelid = 'events_m11'::regclass"), "0")
+        self.assertEqual(self.expected_gone(), 0)
+
+    def test_partition_with_a_held_subject_falls_back_to_rows(self):
+        self.make_monthly()
+        conf = self.config(self.partition_rule(
+            extra='subject = "customer"; subject_column = "customer_id";'))
+        self.init(conf)
+        held_rows = int(self.sql("SELECT count(*) FROM events_m09 WHERE customer_id = 3"))
+        self.assertGreater(held_rows, 0)
+        self.assertExit(self.rd(conf, "hold", "add", "customer:3", "--reason", "dispute"), 0)
+        proc = self.rd(conf, "run")
+        self.assertExit(proc, 0)
+        # every partition that holds customer 3's rows stays, trimmed by rows
+        self.assertEqual(self.sql("SELECT to_regclass('events_m09') IS NOT NULL"), "t")
+        self.assertEqual(self.sql("SELECT count(*) FROM events_m09"), str(held_rows))
+        self.assertEqual(self.sql("SELECT count(*) FROM events WHERE at < now() - interval '100 days'"
+                                  " AND customer_id <> 3"), "0")
+        self.assertEqual(int(self.sql("SELECT count(*) FROM events WHERE customer_id = 3 "
+                                      "AND at < now() - interval '100 days'")) > 0, True)
+
+    def test_interrupted_concurrent_detach_is_finalized(self):
+        # PostgreSQL detaches concurrently only without a default partition
+        self.make_monthly(default=False)
+        conf = self.config(self.partition_rule())
+        self.init(conf)
+        # a reader keeps the second phase of DETACH CONCURRENTLY waiting;
+        # cancelling it leaves the partition "detach pending"
+        reader = subprocess.Popen(
+            [self.cluster._bin("psql"), "-X", "-q", "-h", self.cluster.host,
+             "-p", str(self.cluster.port), "-U", "postgres", "-d", self.db],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, env=clean_env())
+        self.addCleanup(lambda: reader.poll() is None and (reader.kill(), reader.wait()))
+        reader.stdin.write("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM events;\n")
+        reader.stdin.flush()
+        time.sleep(0.5)
+        detacher = subprocess.Popen(
+            [self.cluster._bin("psql"), "-X", "-q", "-h", self.cluster.host,
+             "-p", str(self.cluster.port), "-U", "postgres", "-d", self.db, "-c",
+             "ALTER TABLE events DETACH PARTITION events_m01 CONCURRENTLY"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
+        for _ in range(100):
+            if self.sql("SELECT count(*) FROM pg_inherits WHERE inhdetachpending") == "1":
+                break
+            time.sleep(0.1)
+        self.sql("SELECT pg_cancel_backend(pid) FROM pg_stat_activity "
+                 "WHERE query LIKE 'ALTER TABLE events DETACH%'")
+        out, errs = detacher.communicate(timeout=30)
+        self.assertIn("canceling statement", errs)
+        reader.stdin.write("COMMIT;\n")
+        reader.stdin.close()
+        reader.wait(timeout=30)
+        self.assertEqual(self.sql("SELECT count(*) FROM pg_inherits WHERE inhdetachpending"), "1")
+
+        proc = self.rd(conf, "run")
+        self.assertExit(proc, 0)
+        self.assertEqual(self.sql("SELECT count(*) FROM pg_inherits WHERE inhdetachpending"), "0")
+        self.assertEqual(self.sql("SELECT count(*) FROM pg_inherits "
+                                  "WHERE inhrelid = 'events_m01'::regclass"), "0")
+
+    # --- erasure requests -----------------------------------------------------------
+
+    ERASURE_SCHEMA = """
+CREATE TABLE customers (id int PRIMARY KEY, email text, full_name text,
+                        closed_at timestamptz, deidentified_at timestamptz);
+CREATE TABLE orders (id int PRIMARY KEY, customer_id int REFERENCES customers,
+                     ordered_at timestamptz NOT NULL);
+CREATE TABLE invoices (id int PRIMARY KEY, customer_id int REFERENCES customers,
+                       issued_at timestamptz NOT NULL);
+INSERT INTO customers SELECT g, 'c' || g || '@example.com', 'Name ' || g, NULL, NULL
+FROM generate_series(40, 49) g;
+INSERT INTO orders SELECT g, 40 + g % 10, now() - g * interval '1 day' FROM generate_series(1, 50) g;
+INSERT INTO invoices SELECT g, 40 + g % 10, now() - g * interval '1 day' FROM generate_series(1, 50) g;
+"""
+
+    ERASURE_RULES = """
+{ name = "accounts"; policy = "accounts are kept while open"; table = "customers";
+  age_column = "closed_at"; retain = "1 year"; action = "deidentify";
+  deidentify = { email = "hash"; full_name = "redact"; };
+  marker_column = "deidentified_at"; subject = "customer"; subject_column = "id"; },
+{ name = "orders"; policy = "orders: 2 years"; table = "orders"; age_column = "ordered_at";
+  retain = "2 years"; subject = "customer"; subject_column = "customer_id"; },
+{ name = "invoices"; policy = "Financial records are kept for 7 years";
+  table = "invoices"; age_column = "issued_at"; retain = "7 years";
+  subject = "customer"; subject_column = "customer_id"; on_erasure = "keep"; }
+"""
+
+    def test_erasure_deidentifies_deletes_and_keeps_as_configured(self):
+        self.sql(self.ERASURE_SCHEMA)
+        conf = self.config(self.ERASURE_RULES)
+        self.init(conf)
+        proc = self.rd(conf, "erase", "customer:42", "--reason", "user asked by mail")
+        self.assertExit(proc, 0)
+        self.assertOutput(proc, r"erasure request 1 for customer:42 recorded; due ", stream="stdout")
+        self.assertEqual(self.sql("SELECT due_at = requested_at + interval '1 month' "
+                                  "FROM retention.erasure_requests"), "t")
+
+        plan = self.rd(conf, "plan")
+        self.assertOutput(plan, r"erasure request 1 \(customer:42.*would be partial", stream="stdout")
+        self.assertEqual(self.sql("SELECT count(*) FROM orders WHERE customer_id = 42"), "5")
+
+        proc = self.rd(conf, "run")
+        self.assertExit(proc, 0)
+        self.assertOutput(proc, r'rule "invoices": 5 rows kept: Financial records', stream="stdout")
+        self.assertEqual(self.sql("SELECT email <> 'c42@example.com' AND full_name = '[redacted]' "
+                                  "AND deidentified_at IS NOT NULL FROM customers WHERE id = 42"), "t")
+        self.assertEqual(self.sql("SELECT email FROM customers WHERE id = 43"), "c43@example.com")
+        self.assertEqual(self.sql("SELECT count(*) FROM orders WHERE customer_id = 42"), "0")
+        self.assertEqual(self.sql("SELECT count(*) FROM orders"), "45")
+        self.assertEqual(self.sql("SELECT count(*) FROM invoices WHERE customer_id = 42"), "5")
+        self.assertEqual(self.sql("SELECT status, completed_at IS NOT NULL FROM retention.erasure_requests"),
+                         "partial|t")
+        detail = self.sql("SELECT string_agg((r->>'rule') || ':' || (r->>'rows') || ':' || (r->>'kept'),"
+                          " ',' ORDER BY r->>'rule') FROM retention.erasure_requests,"
+                          " jsonb_array_elements(detail->'rules') r")
+        self.assertEqual(detail, "accounts:1:0,invoices:0:5,orders:5:0")
+        self.assertEqual(self.sql("SELECT string_agg(rule || '=' || rows, ',' ORDER BY rule) "
+                                  "FROM retention.actions WHERE action = 'erasure'"),
+                         "accounts=1,invoices=0,orders=5")
+        self.assertIn("Financial records", self.sql(
+            "SELECT detail->>'policy' FROM retention.actions WHERE rule = 'invoices'"))
+        # a finished request is not processed again
+        self.assertExit(self.rd(conf, "run"), 0)
+        self.assertEqual(self.sql("SELECT count(*) FROM retention.actions WHERE action = 'erasure'"), "3")
+        listing = self.rd(conf, "erasure", "list", "--status", "partial")
+        self.assertOutput(listing, r"customer:42 +partial", stream="stdout")
+        self.assertExit(self.rd(conf, "verify"), 0)
+
+    def test_erasure_of_a_held_subject_waits(self):
+        self.sql(self.ERASURE_SCHEMA)
+        conf = self.config(self.ERASURE_RULES)
+        self.init(conf)
+        self.assertExit(self.rd(conf, "hold", "add", "customer:44", "--reason", "court order"), 0)
+        self.assertExit(self.rd(conf, "erase", "customer:44"), 0)
+        self.assertExit(self.rd(conf, "run"), 0)
+        self.assertEqual(self.sql("SELECT status FROM retention.erasure_requests"), "held")
+        self.assertEqual(self.sql("SELECT count(*) FROM orders WHERE customer_id = 44"), "5")
+        self.assertEqual(self.sql("SELECT email FROM customers WHERE id = 44"), "c44@example.com")
+        # once released, the next cycle does the work
+        self.assertExit(self.rd(conf, "hold", "release", "1"), 0)
+        self.assertExit(self.rd(conf, "run"), 0)
+        self.assertEqual(self.sql("SELECT status FROM retention.erasure_requests"), "partial")
+        self.assertEqual(self.sql("SELECT count(*) FROM orders WHERE customer_id = 44"), "0")
+
+    def test_due_date_is_one_calendar_month_later(self):
+        self.sql(self.ERASURE_SCHEMA)
+        conf = self.config(self.ERASURE_RULES)
+        self.init(conf)
+        self.sql("SET TimeZone = 'UTC'; INSERT INTO retention.erasure_requests "
+                 "(subject, subject_id, requested_at) VALUES "
+                 "('customer', '1', '2026-01-31 10:00+00'), ('customer', '2', '2026-03-15 10:00+00')")
+        self.assertEqual(self.sql("SET TimeZone = 'UTC'; SELECT string_agg(due_at::date::text, ',' "
+                                  "ORDER BY id) FROM retention.erasure_requests"),
+                         "2026-02-28,2026-04-15")
+
+    def test_bad_erasure_arguments(self):
+        self.sql(self.ERASURE_SCHEMA)
+        conf = self.config(self.ERASURE_RULES)
+        self.init(conf)
+        self.assertExit(self.rd(conf, "erase", "no-colon"), 2)
+        self.assertExit(self.rd(conf, "erase"), 2)
+        self.assertExit(self.rd(conf, "erasure", "list", "--status", "bogus"), 2)
+        proc = self.rd(conf, "erase", "visitor:7")
+        self.assertExit(proc, 0)
+        self.assertOutput(proc, r'no rule .* has subject "visitor"')
+
+
+if __name__ == "__main__":
+    main()
