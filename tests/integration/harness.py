@@ -337,6 +337,15 @@ class PostgresCluster:
             self.port = None
             _unregister(self)
 
+    def detach(self):
+        """Leave the server running after this process exits (scripts/demo
+        --keep): no stop at exit, no reaper. The caller owns it from now on."""
+        _unregister(self)
+        if self._reaper is not None:
+            self._reaper.kill()     # SIGKILL: it cleans up nothing
+            self._reaper.wait()
+            self._reaper = None
+
     def restart(self, mode="fast"):
         """Stop without removing anything, then start again (same port)."""
         self.stop(mode=mode, remove=False)
