@@ -13,6 +13,7 @@
 #include "engine.h"
 #include "erasure.h"
 #include "log.h"
+#include "metrics.h"
 #include "postcycle.h"
 #include "signals.h"
 
@@ -234,8 +235,10 @@ cycle_command(const struct cli *cli, bool plan)
 				 ? EXIT_OK : EXIT_RUNTIME;
 		break;
 	}
-	if (!plan && res.run_id)
+	if (!plan && res.run_id) {
 		postcycle(conn, &cfg, &res);
+		(void)metrics_write(conn, &cfg, &res);
+	}
 	run_result_free(&res);
 	cmd_teardown(&cfg, conn);
 	free(args.only);

@@ -41,6 +41,8 @@ int cmd_hold(const struct cli *cli);
 int cmd_run(const struct cli *cli);
 int cmd_plan(const struct cli *cli);
 int cmd_grants(const struct cli *cli);
+int cmd_report(const struct cli *cli);
+int cmd_daemon(const struct cli *cli);
 int cmd_erase(const struct cli *cli);
 int cmd_erasure(const struct cli *cli);
 

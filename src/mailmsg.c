@@ -156,10 +156,16 @@ mailmsg_date(time_t t, char out[MAILMSG_DATE_MAX])
 	char sign = off < 0 ? '-' : '+';
 	if (off < 0)
 		off = -off;
-	snprintf(out, MAILMSG_DATE_MAX, "%s, %d %s %04d %02d:%02d:%02d %c%02ld%02ld",
+	/* the compiler cannot know the fields' ranges; a roomy buffer
+	 * first keeps -Wformat-truncation quiet without casts */
+	char tmp[160];
+	snprintf(tmp, sizeof(tmp), "%s, %d %s %04d %02d:%02d:%02d %c%02ld%02ld",
 		 days[tm.tm_wday % 7], tm.tm_mday, months[tm.tm_mon % 12],
 		 tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec, sign,
 		 off / 60, off % 60);
+	size_t n = strnlen(tmp, MAILMSG_DATE_MAX - 1);
+	memcpy(out, tmp, n);
+	out[n] = '\0';
 }
 
 char *
@@ -251,9 +257,8 @@ random_hex(char *out, size_t nbytes)
 		snprintf(out + 2 * i, 3, "%02x", r[i]);
 }
 
-/* The host name as a dot-atom for Message-ID: anything else becomes '-'. */
-static void
-host_atom(char *out, size_t size)
+void
+mailmsg_host(char *out, size_t size)
 {
 	if (gethostname(out, size - 1) != 0 || !*out)
 		snprintf(out, size, "localhost");
@@ -358,7 +363,7 @@ mailmsg_build(const struct mailmsg *m, size_t *len, char **err)
 		sb_printf(&b, "Message-ID: <%s>\r\n", m->message_id);
 	} else {
 		random_hex(rnd, 16);
-		host_atom(host, sizeof(host));
+		mailmsg_host(host, sizeof(host));
 		sb_printf(&b, "Message-ID: <%s.%lld@%s>\r\n", rnd,
 			  (long long)time(NULL), host);
 	}

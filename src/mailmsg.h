@@ -66,6 +66,10 @@ void mailmsg_date(time_t t, char out[MAILMSG_DATE_MAX]);
  * none or it holds spaces, control characters or non-ASCII. */
 char *mailmsg_address(const char *v) MUSTCHECK;
 
+/* This host's name as a dot-atom for Message-IDs: characters other than
+ * letters, digits, '.' and '-' become '-'; "localhost" when unknown. */
+void mailmsg_host(char *out, size_t size);
+
 /* Quoted-printable body (RFC 2045 §6.7): CRLF line ends, lines of at most
  * 76 characters, "\n" and "\r\n" in TEXT both become line breaks. */
 void mailmsg_qp(struct strbuf *b, const char *text);

@@ -19,7 +19,10 @@ void postcycle(PGconn *conn, const struct config *cfg,
 	       const struct run_result *res);
 
 /* For when the database itself is down: the alert cannot wait in the
- * outbox, so it is sent directly. Logged on failure. */
+ * outbox, so it is sent directly (unless mail is not configured or
+ * mail.send is "never"). SUBJECT gets a "retentiond ALERT: " prefix unless
+ * it starts with "retentiond"; control characters in it (a quoted libpq
+ * error) become spaces, the full text belongs in BODY. Logged either way. */
 void postcycle_alert_direct(const struct config *cfg, const char *subject,
 			    const char *body);
 

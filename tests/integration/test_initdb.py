@@ -33,7 +33,7 @@ EXPECTED_COLUMNS = {
                     "placed_at", "expires_at", "released_at", "released_by"],
     "erasure_requests": ["id", "subject", "subject_id", "reason",
                          "requested_at", "due_at", "status", "completed_at",
-                         "detail"],
+                         "detail", "due_soon_mailed_at", "overdue_mailed_at"],
     "outbox": ["id", "created_at", "subject", "body", "html_body", "attempts",
                "last_error", "next_attempt_at", "sent_at"],
 }
