@@ -117,13 +117,7 @@ notify_init(void)
 	const char *path = getenv("NOTIFY_SOCKET");
 
 	notify_fini();
-	uint64_t wd = notify_parse_watchdog(getenv("WATCHDOG_USEC"),
-					    getenv("WATCHDOG_PID"), getpid());
-	/* ping at half the timeout, as sd_watchdog_enabled(3) advises, and
-	 * never more often than every 10 ms */
-	st.watchdog_ms = wd ? (int64_t)(wd / 2000) : 0;
-	if (wd && st.watchdog_ms < 10)
-		st.watchdog_ms = 10;
+	/* without a socket nobody could hear the watchdog either */
 	if (!path || !*path)
 		return;
 	if (!notify_address(path, &st.addr, &st.addr_len)) {
@@ -133,9 +127,18 @@ notify_init(void)
 		return;
 	}
 	st.fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (st.fd < 0)
+	if (st.fd < 0) {
 		log_warning("could not create the notification socket: %s",
 			    strerror(errno));
+		return;
+	}
+	uint64_t wd = notify_parse_watchdog(getenv("WATCHDOG_USEC"),
+					    getenv("WATCHDOG_PID"), getpid());
+	/* ping at half the timeout, as sd_watchdog_enabled(3) advises, and
+	 * never more often than every 10 ms */
+	st.watchdog_ms = wd ? (int64_t)(wd / 2000) : 0;
+	if (wd && st.watchdog_ms < 10)
+		st.watchdog_ms = 10;
 }
 
 void

@@ -39,7 +39,8 @@ void notify_stopping(void);
 /* STATUS=LINE; identical consecutive lines are sent once. */
 void notify_status(const char *line);
 
-/* Watchdog: half of $WATCHDOG_USEC, in milliseconds; 0 when off. */
+/* Watchdog: half of $WATCHDOG_USEC, in milliseconds; 0 when off (also
+ * when there is no $NOTIFY_SOCKET to ping). */
 int64_t notify_watchdog_interval_ms(void);
 /* Send WATCHDOG=1 if half the watchdog time has passed since the last one;
  * NOW_MS is CLOCK_MONOTONIC in milliseconds. */

@@ -1,0 +1,291 @@
+#include "metrics.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "db.h"
+#include "log.h"
+
+void
+metrics_escape_label(struct strbuf *b, const char *value)
+{
+	const char *p = value ? value : "";
+	const char *run = p;
+
+	for (; *p; p++) {
+		const char *esc = NULL;
+		if (*p == '\\')
+			esc = "\\\\";
+		else if (*p == '"')
+			esc = "\\\"";
+		else if (*p == '\n')
+			esc = "\\n";
+		if (!esc)
+			continue;
+		sb_addn(b, run, (size_t)(p - run));
+		sb_add(b, esc);
+		run = p + 1;
+	}
+	sb_addn(b, run, (size_t)(p - run));
+}
+
+static void
+head(struct strbuf *b, const char *name, const char *type, const char *help)
+{
+	sb_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void
+label(struct strbuf *b, const char *name, const char *value, bool first)
+{
+	sb_printf(b, "%s%s=\"", first ? "{" : ",", name);
+	metrics_escape_label(b, value);
+	sb_add(b, "\"");
+}
+
+void
+metrics_render(struct strbuf *b, const struct run_result *res,
+	       const struct metrics_db *db, double now)
+{
+	size_t failing = 0;
+
+	for (size_t i = 0; i < res->n_rules; i++)
+		if (rule_outcome_is_failure(res->rules[i].outcome))
+			failing++;
+
+	head(b, "retentiond_last_cycle_timestamp_seconds", "gauge",
+	     "When the last cycle ended (Unix time).");
+	sb_printf(b, "retentiond_last_cycle_timestamp_seconds %.3f\n", now);
+	head(b, "retentiond_last_cycle_success", "gauge",
+	     "1 when the last cycle ended with status ok, else 0.");
+	sb_printf(b, "retentiond_last_cycle_success %d\n",
+		  res->status == RUN_OK ? 1 : 0);
+	head(b, "retentiond_last_success_timestamp_seconds", "gauge",
+	     "When the last cycle with status ok ended, from the runs table "
+	     "(Unix time; 0: never).");
+	sb_printf(b, "retentiond_last_success_timestamp_seconds %.3f\n",
+		  db->last_success);
+	head(b, "retentiond_cycle_duration_seconds", "gauge",
+	     "How long the last cycle took.");
+	sb_printf(b, "retentiond_cycle_duration_seconds %.3f\n", res->seconds);
+	head(b, "retentiond_rules_failing", "gauge",
+	     "Rules that failed or were refused by a safety guard in the last "
+	     "cycle.");
+	sb_printf(b, "retentiond_rules_failing %zu\n", failing);
+
+	head(b, "retentiond_rows_changed", "gauge",
+	     "Rows the last cycle deleted or de-identified, per rule.");
+	for (size_t i = 0; i < res->n_rules; i++) {
+		const struct rule_result *rr = &res->rules[i];
+		if (!rr->rule)
+			continue;
+		sb_add(b, "retentiond_rows_changed");
+		label(b, "rule", rr->rule->name, true);
+		label(b, "action", rule_action_name(rr->rule->action), false);
+		sb_printf(b, "} %lld\n", rr->changed);
+	}
+	head(b, "retentiond_rows_overdue", "gauge",
+	     "Rows older than retain plus one schedule interval after the last "
+	     "cycle, per rule (held rows included).");
+	for (size_t i = 0; i < res->n_rules; i++) {
+		const struct rule_result *rr = &res->rules[i];
+		if (!rr->rule || rr->overdue < 0)
+			continue;	/* not counted: no number beats a wrong one */
+		sb_add(b, "retentiond_rows_overdue");
+		label(b, "rule", rr->rule->name, true);
+		sb_printf(b, "} %lld\n", rr->overdue);
+	}
+
+	head(b, "retentiond_rows_changed_total", "counter",
+	     "Rows changed per rule and action over the whole audit trail "
+	     "(the actions table).");
+	for (size_t i = 0; i < db->n_totals; i++) {
+		sb_add(b, "retentiond_rows_changed_total");
+		label(b, "rule", db->totals[i].rule, true);
+		label(b, "action", db->totals[i].action, false);
+		sb_printf(b, "} %lld\n", db->totals[i].rows);
+	}
+	head(b, "retentiond_erasure_requests", "gauge",
+	     "Open right-to-erasure requests: pending (not yet due) or "
+	     "overdue (past due_at).");
+	sb_printf(b, "retentiond_erasure_requests{state=\"pending\"} %lld\n",
+		  db->erasure_pending);
+	sb_printf(b, "retentiond_erasure_requests{state=\"overdue\"} %lld\n",
+		  db->erasure_overdue);
+	head(b, "retentiond_legal_holds_active", "gauge",
+	     "Legal holds neither released nor expired.");
+	sb_printf(b, "retentiond_legal_holds_active %lld\n", db->holds_active);
+}
+
+void
+metrics_db_free(struct metrics_db *db)
+{
+	for (size_t i = 0; i < db->n_totals; i++) {
+		free(db->totals[i].rule);
+		free(db->totals[i].action);
+	}
+	free(db->totals);
+	memset(db, 0, sizeof(*db));
+}
+
+/* SELECT_LIST FROM schema.TABLE REST: the table name is quoted here, the
+ * rest is constant text. */
+static PGresult *
+query(PGconn *conn, const char *schema, const char *select_list,
+      const char *table, const char *rest, char **err)
+{
+	char *t = db_qualified(conn, schema, table);
+	if (!t) {
+		*err = xstrdup("could not quote the schema name");
+		return NULL;
+	}
+	char *sql = xasprintf("SELECT %s FROM %s %s", select_list, t, rest);
+	PGresult *res = db_query(conn, sql, 0, NULL, err);
+	free(sql);
+	free(t);
+	return res;
+}
+
+bool
+metrics_collect(PGconn *conn, const char *schema, struct metrics_db *db,
+		char **err)
+{
+	PGresult *res;
+
+	memset(db, 0, sizeof(*db));
+	res = query(conn, schema,
+		"coalesce(extract(epoch FROM max(finished_at)), 0)::float8",
+		"runs", "WHERE status = 'ok' AND command <> 'plan'", err);
+	if (!res)
+		return false;
+	db->last_success = atof(PQgetvalue(res, 0, 0));
+	PQclear(res);
+
+	res = query(conn, schema,
+		"count(*) FILTER (WHERE due_at >= now()),"
+		" count(*) FILTER (WHERE due_at < now())",
+		"erasure_requests", "WHERE status <> 'done'", err);
+	if (!res)
+		return false;
+	db->erasure_pending = atoll(PQgetvalue(res, 0, 0));
+	db->erasure_overdue = atoll(PQgetvalue(res, 0, 1));
+	PQclear(res);
+
+	res = query(conn, schema, "count(*)", "legal_holds",
+		"WHERE released_at IS NULL"
+		" AND (expires_at IS NULL OR expires_at > now())", err);
+	if (!res)
+		return false;
+	db->holds_active = atoll(PQgetvalue(res, 0, 0));
+	PQclear(res);
+
+	res = query(conn, schema, "rule, action, sum(rows)::bigint", "actions",
+		"GROUP BY rule, action ORDER BY rule, action", err);
+	if (!res)
+		return false;
+	int n = PQntuples(res);
+	db->totals = xcalloc(n > 0 ? (size_t)n : 1, sizeof(*db->totals));
+	for (int i = 0; i < n; i++) {
+		db->totals[i].rule = xstrdup(PQgetvalue(res, i, 0));
+		db->totals[i].action = xstrdup(PQgetvalue(res, i, 1));
+		db->totals[i].rows = atoll(PQgetvalue(res, i, 2));
+	}
+	db->n_totals = (size_t)n;
+	PQclear(res);
+	return true;
+}
+
+static bool
+write_all(int fd, const char *s, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, s, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return false;
+		s += w;
+		n -= (size_t)w;
+	}
+	return true;
+}
+
+bool
+metrics_write_file(const char *path, const char *text, char **err)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir = slash ? xstrndup(path, slash == path ? 1 : (size_t)(slash - path))
+			  : xstrdup(".");
+	const char *base = slash ? slash + 1 : path;
+	/* a dot file: the collector reads only *.prom, never our temp file */
+	char *tmp = xasprintf("%s/.%s.XXXXXX", strcmp(dir, "/") ? dir : "", base);
+	bool ok = false;
+	int fd = mkostemp(tmp, O_CLOEXEC);
+
+	if (fd < 0) {
+		*err = xasprintf("could not create a temporary file in %s: %s",
+				 dir, strerror(errno));
+		goto out;
+	}
+	if (!write_all(fd, text, strlen(text)) || fchmod(fd, 0644) != 0 ||
+	    fsync(fd) != 0) {
+		*err = xasprintf("could not write %s: %s", tmp, strerror(errno));
+		close(fd);
+		unlink(tmp);
+		goto out;
+	}
+	if (close(fd) != 0 || rename(tmp, path) != 0) {
+		*err = xasprintf("could not replace %s: %s", path, strerror(errno));
+		unlink(tmp);
+		goto out;
+	}
+	/* the rename itself must reach the disk, or a crash may bring back
+	 * the old file; failing that is not worth an error */
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		(void)fsync(dfd);
+		close(dfd);
+	}
+	ok = true;
+out:
+	free(tmp);
+	free(dir);
+	return ok;
+}
+
+bool
+metrics_write(PGconn *conn, const struct config *cfg,
+	      const struct run_result *res)
+{
+	struct metrics_db db;
+	struct strbuf b = STRBUF_INIT;
+	char *err = NULL;
+	struct timespec now;
+
+	if (!cfg->metrics_file)
+		return true;
+	if (!conn || PQstatus(conn) != CONNECTION_OK ||
+	    !metrics_collect(conn, cfg->database.schema, &db, &err)) {
+		log_warning("metrics file %s not updated: %s", cfg->metrics_file,
+			    err ? err : "the database connection is gone");
+		free(err);
+		return false;
+	}
+	clock_gettime(CLOCK_REALTIME, &now);
+	metrics_render(&b, res, &db,
+		       (double)now.tv_sec + (double)now.tv_nsec / 1e9);
+	metrics_db_free(&db);
+	bool ok = metrics_write_file(cfg->metrics_file, b.s ? b.s : "", &err);
+	if (!ok) {
+		log_warning("metrics file not updated: %s", err);
+		free(err);
+	}
+	sb_free(&b);
+	return ok;
+}
