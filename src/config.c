@@ -148,6 +148,15 @@ syntax_error(struct cfg_ctx *c, const config_t *lc, const char *text)
 			   "open?");
 	} else if (strcmp(etext, "syntax error") == 0)
 		cfg_report(c, DIAG_ERROR, file, line, "syntax error");
+	else if (strcmp(etext, "memory exhausted") == 0)
+		/* bison's message when its stack reaches YYMAXDEPTH */
+		cfg_report(c, DIAG_ERROR, file, line, "syntax error: lists or "
+			   "groups nested too deep for the parser");
+	else if (strcmp(etext, "include file nesting too deep") == 0)
+		/* libconfig's own limit, which also ends include loops */
+		cfg_report(c, DIAG_ERROR, file, line, "@include nested too "
+			   "deep: does a file include itself, directly or "
+			   "through another?");
 	else
 		cfg_report(c, DIAG_ERROR, file, line, "syntax error: %s", etext);
 }
@@ -273,13 +282,6 @@ read_all(int fd, size_t *len, const char *path, struct diag *diag)
 
 	for (;;) {
 		if (n + 1 == cap) {
-			if (cap > CONFIG_MAX_BYTES) {
-				diag_error(diag, path, 0, "is larger than %d "
-					   "bytes; is it the right file?",
-					   CONFIG_MAX_BYTES);
-				free(buf);
-				return NULL;
-			}
 			cap *= 2;
 			buf = xreallocarray(buf, cap, 1);
 		}
@@ -295,6 +297,14 @@ read_all(int fd, size_t *len, const char *path, struct diag *diag)
 		if (r == 0)
 			break;
 		n += (size_t)r;
+		/* checked on every read: doubling alone let files up to
+		 * twice the limit through */
+		if (n > CONFIG_MAX_BYTES) {
+			diag_error(diag, path, 0, "is larger than %d bytes; is "
+				   "it the right file?", CONFIG_MAX_BYTES);
+			free(buf);
+			return NULL;
+		}
 	}
 	buf[n] = '\0';
 	*len = n;

@@ -94,13 +94,16 @@ parse_database(struct cfg_ctx *c, const config_setting_t *g)
 			free(cfg->database.schema);
 			cfg->database.schema = xstrdup(v);
 		} else if (strcmp(k, "statement_timeout") == 0)
-			(void)cfg_duration(c, s, CFG_DUR_FIXED | CFG_DUR_POSITIVE,
+			(void)cfg_duration(c, s, CFG_DUR_FIXED | CFG_DUR_POSITIVE |
+					   CFG_DUR_PG_TIMEOUT,
 					   &cfg->database.statement_timeout);
 		else if (strcmp(k, "lock_timeout") == 0)
-			(void)cfg_duration(c, s, CFG_DUR_FIXED | CFG_DUR_POSITIVE,
+			(void)cfg_duration(c, s, CFG_DUR_FIXED | CFG_DUR_POSITIVE |
+					   CFG_DUR_PG_TIMEOUT,
 					   &cfg->database.lock_timeout);
 		else if (strcmp(k, "connect_timeout") == 0)
-			(void)cfg_duration(c, s, CFG_DUR_FIXED | CFG_DUR_POSITIVE,
+			(void)cfg_duration(c, s, CFG_DUR_FIXED | CFG_DUR_POSITIVE |
+					   CFG_DUR_PG_TIMEOUT,
 					   &cfg->database.connect_timeout);
 		else
 			cfg_unknown_key(c, s, "database", database_keys,
@@ -276,6 +279,11 @@ parse_to(struct cfg_ctx *c, const config_setting_t *s)
 
 		if (config_setting_type(e) != CONFIG_TYPE_STRING) {
 			cfg_error(c, e, "\"to\" must list strings only");
+			continue;
+		}
+		if (!str_is_utf8(v)) {
+			cfg_error(c, e, "\"to\" is not valid UTF-8; save the "
+				  "file as UTF-8");
 			continue;
 		}
 		if (mail_address(c, e, "to", v))

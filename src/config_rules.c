@@ -238,6 +238,10 @@ parse_deidentify(struct cfg_ctx *c, const config_setting_t *g, struct rule *r,
 		} else if (!*column) {
 			cfg_error(c, e, "\"deidentify\": empty column name");
 			continue;
+		} else if (!str_is_utf8(column)) {
+			cfg_error(c, e, "\"deidentify\": column name is not "
+				  "valid UTF-8; save the file as UTF-8");
+			continue;
 		}
 		add_method(c, r, e, column, method, seen);
 	}

@@ -6,6 +6,7 @@
 #include "config_parse.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,7 +53,8 @@ vqueue(struct cfg_ctx *c, enum diag_level level, const char *file, int line,
 {
 	char msg[1024];
 
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (vsnprintf(msg, sizeof(msg), fmt, ap) >= (int)sizeof(msg))
+		utf8_trim_cut(msg);
 	if (c->n_msgs == c->cap_msgs) {
 		c->cap_msgs = c->cap_msgs ? 2 * c->cap_msgs : 16;
 		c->msgs = xreallocarray(c->msgs, c->cap_msgs, sizeof(*c->msgs));
@@ -142,8 +144,21 @@ cfg_quote(const char *s, char *buf, size_t len)
 {
 	size_t n = 0, max = len - 4;	/* room for "..." and the NUL */
 
-	for (; *s && n < max; s++)
-		buf[n++] = ((unsigned char)*s < 0x20 || *s == 0x7f) ? '?' : *s;
+	/* whole UTF-8 sequences or nothing: the message stays valid UTF-8
+	 * whatever the file holds */
+	while (*s && n < max) {
+		size_t k = utf8_seq_len(s);
+		if (k > 1 && n + k > max)
+			break;
+		if (k == 0 || (unsigned char)*s < 0x20 || *s == 0x7f) {
+			buf[n++] = '?';
+			s++;
+		} else {
+			memcpy(buf + n, s, k);
+			n += k;
+			s += k;
+		}
+	}
 	buf[n] = '\0';
 	if (*s)
 		strcat(buf, "...");
@@ -255,6 +270,13 @@ cfg_string(struct cfg_ctx *c, const config_setting_t *s, const char **out)
 			  config_setting_name(s));
 		return false;
 	}
+	/* Every string ends up in SQL, the audit trail, JSON or mail, all
+	 * UTF-8: a Latin-1 policy would fail each cycle, not here. */
+	if (!str_is_utf8(v)) {
+		cfg_error(c, s, "\"%s\" is not valid UTF-8; save the file as "
+			  "UTF-8", config_setting_name(s));
+		return false;
+	}
 	*out = v;
 	return true;
 }
@@ -351,6 +373,14 @@ cfg_duration(struct cfg_ctx *c, const config_setting_t *s, int flags,
 	}
 	if ((flags & CFG_DUR_POSITIVE) && d.amount == 0) {
 		cfg_error(c, s, "\"%s\" must be greater than zero", name);
+		return false;
+	}
+	/* else the server refuses it at connect time, which reads like a
+	 * connection problem */
+	if ((flags & CFG_DUR_PG_TIMEOUT) && duration_ms(&d) > INT_MAX) {
+		cfg_error(c, s, "\"%s\" must be at most 24 days (%d ms, the "
+			  "largest timeout PostgreSQL and libpq accept)", name,
+			  INT_MAX);
 		return false;
 	}
 	*out = d;

@@ -44,7 +44,8 @@ diag_add(struct diag *d, enum diag_level level, const char *file, int line,
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (vsnprintf(msg, sizeof(msg), fmt, ap) >= (int)sizeof(msg))
+		utf8_trim_cut(msg);
 	va_end(ap);
 
 	if (d->n == d->cap) {

@@ -8,6 +8,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util.h"
+
 static int verbosity;
 static int journal;
 
@@ -77,7 +79,8 @@ log_msg(enum log_level level, const char *fmt, ...)
 		return;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (vsnprintf(msg, sizeof(msg), fmt, ap) >= (int)sizeof(msg))
+		utf8_trim_cut(msg);	/* a long database error, cut */
 	va_end(ap);
 
 	/* A multi-line message stays one journal entry per line, each with

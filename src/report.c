@@ -292,11 +292,20 @@ report_html_escape(struct strbuf *b, const char *s)
 			break;
 		default:
 			/* controls other than TAB/LF/CR are not allowed in
-			 * HTML text; show that something was there */
+			 * HTML text, and HTML's controls include DEL and the
+			 * C1 range U+0080..U+009F (UTF-8 C2 80..C2 9F); show
+			 * that something was there */
 			if ((unsigned char)*p < 0x20 && *p != '\t' &&
 			    *p != '\n' && *p != '\r')
 				sb_add(b, "&#xFFFD;");
-			else
+			else if (*p == 0x7f)
+				sb_add(b, "&#xFFFD;");
+			else if ((unsigned char)p[0] == 0xc2 &&
+				 (unsigned char)p[1] >= 0x80 &&
+				 (unsigned char)p[1] <= 0x9f) {
+				sb_add(b, "&#xFFFD;");
+				p++;
+			} else
 				sb_addn(b, p, 1);
 		}
 	}

@@ -84,7 +84,16 @@ sb_json_str(struct strbuf *b, const char *s)
 				sb_printf(b, "\\u%04x", p[2] == 0xa8 ? 0x2028 : 0x2029);
 				p += 2;
 			} else {
-				sb_addn(b, (const char *)p, 1);
+				/* JSON text is UTF-8 (RFC 8259 §8.1): a byte of
+				 * no well-formed sequence (a Latin-1 config, a
+				 * SQL_ASCII database) would make the whole
+				 * document unreadable, so it becomes U+FFFD */
+				size_t n = utf8_seq_len((const char *)p);
+				if (n == 0)
+					sb_add(b, "\\ufffd");
+				else
+					sb_addn(b, (const char *)p, n);
+				p += n ? n - 1 : 0;
 			}
 		}
 	}

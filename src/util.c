@@ -99,3 +99,62 @@ str_has_ctl(const char *s)
 			return true;
 	return false;
 }
+
+size_t
+utf8_seq_len(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	unsigned char lo = 0x80, hi = 0xbf;	/* the second byte's range */
+	size_t n;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		n = 2;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		n = 3;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	/* RFC 3629 table: no overlongs, no surrogates, nothing past U+10FFFF */
+	if (p[0] == 0xe0)
+		lo = 0xa0;
+	else if (p[0] == 0xed)
+		hi = 0x9f;
+	else if (p[0] == 0xf0)
+		lo = 0x90;
+	else if (p[0] == 0xf4)
+		hi = 0x8f;
+	if (p[1] < lo || p[1] > hi)
+		return 0;	/* also stops at the NUL */
+	for (size_t i = 2; i < n; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	return n;
+}
+
+bool
+str_is_utf8(const char *s)
+{
+	while (*s) {
+		size_t n = utf8_seq_len(s);
+		if (n == 0)
+			return false;
+		s += n;
+	}
+	return true;
+}
+
+void
+utf8_trim_cut(char *s)
+{
+	size_t n = strlen(s), k = n;
+
+	/* back over continuation bytes to the last lead byte */
+	while (k > 0 && n - k < 4 && ((unsigned char)s[k - 1] & 0xc0) == 0x80)
+		k--;
+	if (k > 0 && (unsigned char)s[k - 1] >= 0xc0 &&
+	    utf8_seq_len(s + k - 1) == 0)
+		s[k - 1] = '\0';
+}

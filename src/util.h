@@ -24,4 +24,13 @@ void secure_free_str(char *s);
 
 bool str_has_ctl(const char *s);	/* any byte < 0x20 or 0x7f */
 
+/* Length of the well-formed UTF-8 sequence at P (1 to 4), or 0 when none
+ * starts there: a stray continuation byte, an overlong form, a surrogate,
+ * a code point above U+10FFFF or a sequence cut short (by the NUL, too). */
+size_t utf8_seq_len(const char *p);
+bool str_is_utf8(const char *s);	/* every byte in a well-formed sequence */
+/* After a truncating snprintf into S: drop a UTF-8 sequence cut short at
+ * the end, so a long message quoting user text stays valid UTF-8. */
+void utf8_trim_cut(char *s);
+
 #endif

@@ -711,6 +711,7 @@ class IntegrationTest(unittest.TestCase):
     """
 
     USE_CLUSTER = True
+    CLUSTER_SETTINGS = {}   # extra server settings (-c NAME=VALUE)
     cluster = None
 
     @classmethod
@@ -720,7 +721,8 @@ class IntegrationTest(unittest.TestCase):
             raise HarnessError(f"retentiond binary not found at {RETENTIOND}: "
                                "build it (scripts/build) or set RETENTIOND")
         if cls.USE_CLUSTER:
-            cls.cluster = PostgresCluster(name=cls.__name__.lower())
+            cls.cluster = PostgresCluster(name=cls.__name__.lower(),
+                                          settings=cls.CLUSTER_SETTINGS)
             # Class cleanups run even when setUpClass fails half way.
             cls.addClassCleanup(cls._stop_cluster)
             cls.cluster.start()
