@@ -1,5 +1,6 @@
 #include "batch.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,6 +123,9 @@ free_targets(struct rule_sql *rs)
 		free(rs->targets[i].name);
 		free(rs->targets[i].qname);
 		free(rs->targets[i].stmt);
+		free(rs->targets[i].bound);
+		free(rs->targets[i].range);
+		free(rs->targets[i].range_last);
 	}
 	free(rs->targets);
 	rs->targets = NULL;
@@ -222,6 +226,65 @@ batch_statement(const struct config *cfg, PGconn *conn, struct rule_sql *rs,
 }
 
 /*
+ * The batch by age range, in three steps. First, a read: the age at which
+ * the next LIMIT due rows end (only the age index is read when the
+ * conditions allow). Then, in one transaction, delete or update the due
+ * rows of that age range in one pass along the index, re-checking every
+ * condition as batch_statement does, and write the audit row with the
+ * number of rows the server reports changed.
+ *
+ * Against batch_statement this saves the lock step (a WAL record per row)
+ * and RETURNING (a second visit to every row changed): a plain DELETE by
+ * range costs about what one big DELETE costs per row. The price is that
+ * a row someone else has locked makes it wait: the caller bounds that
+ * with lock_timeout and falls back to batch_statement, which skips the
+ * row. The range stops short of the last age picked, so rows sharing that
+ * age wait for the next batch and no batch grows past LIMIT, however many
+ * rows share one date; when all LIMIT rows have the same age the caller
+ * takes them with batch_statement. The last batch (fewer than LIMIT due
+ * rows left) takes its last age too.
+ */
+static char *
+bound_statement(struct rule_sql *rs, const char *target_q)
+{
+	char *cond = all_conditions(rs);
+	const char *age = rs->age_q;
+	/* the first due age and the LIMIT-th: OFFSET walks the index like the
+	 * aggregate would, without computing anything per row */
+	char *pick = xasprintf("SELECT %s FROM %s t WHERE %s AND %s >= $%d::%s"
+			       " ORDER BY %s", age, target_q, cond, age, P_FROM,
+			       rs->age_type, age);
+	char *sql = xasprintf("SELECT (%s LIMIT 1)::text,"
+			      " (%s OFFSET $%d - 1 LIMIT 1)::text", pick, pick,
+			      P_LIMIT);
+	free(pick);
+	free(cond);
+	return sql;
+}
+
+/* The change of one range: up to $P_UPTO (not included), or when LAST to
+ * the end of what is due. */
+static char *
+range_statement(struct rule_sql *rs, const char *target_q, const char *set,
+		bool last)
+{
+	struct strbuf b = STRBUF_INIT;
+	char *cond = all_conditions(rs);
+	const char *age = rs->age_q;
+
+	if (rs->action == ACTION_DELETE)
+		sb_printf(&b, "DELETE FROM %s t", target_q);
+	else
+		sb_printf(&b, "UPDATE %s t SET %s", target_q, set);
+	sb_printf(&b, " WHERE %s >= $%d::%s", age, P_FROM, rs->age_type);
+	if (!last)
+		sb_printf(&b, " AND %s < $%d::%s", age, P_UPTO, rs->age_type);
+	sb_printf(&b, " AND %s", cond);
+	free(cond);
+	return sb_take(&b);
+}
+
+/*
  * Foreign keys that point at the rule's table. A non-cascading one keeps a
  * referenced row until the rows pointing at it are gone (child rules run
  * first), so the batch skips such rows instead of failing on them; cascades
@@ -310,9 +373,17 @@ build_statements(PGconn *conn, const struct config *cfg, struct rule_sql *rs,
 {
 	if (!load_targets(conn, rs, err))
 		return false;
-	for (size_t i = 0; i < rs->n_targets; i++)
+	for (size_t i = 0; i < rs->n_targets; i++) {
 		rs->targets[i].stmt = batch_statement(cfg, conn, rs,
 						      rs->targets[i].qname, set);
+		if (rs->mode == BATCH_EXPIRY && rs->ordered) {
+			const char *q = rs->targets[i].qname;
+			rs->targets[i].bound = bound_statement(rs, q);
+			rs->targets[i].range = range_statement(rs, q, set, false);
+			rs->targets[i].range_last = range_statement(rs, q, set,
+								    true);
+		}
+	}
 	return true;
 }
 
@@ -338,6 +409,7 @@ batch_prepare(PGconn *conn, const struct config *cfg, const struct rule *rule,
 	rs->types[P_RULE - 1] = OID_TEXT;
 	rs->types[P_TARGET - 1] = OID_TEXT;
 	rs->types[P_DETAIL - 1] = OID_JSONB;
+	rs->types[P_UPTO - 1] = OID_TEXT;
 
 	if (!catalog_table_load(conn, rule->schema, rule->table, &t, err))
 		return false;
@@ -374,8 +446,10 @@ batch_prepare(PGconn *conn, const struct config *cfg, const struct rule *rule,
 		/* A date holds a whole day: it is older than the cutoff only
 		 * when the day before the cutoff's date has ended. */
 		sb_printf(&cond, "%s < ($%d)::date", rs->age_q, P_CUTOFF);
+		rs->expired = xstrdup(cond.s);
 	} else {
 		sb_printf(&cond, "%s < $%d", rs->age_q, P_CUTOFF);
+		rs->expired = xstrdup(cond.s);
 	}
 	if (rule->where)
 		sb_printf(&cond, " AND (%s)", rule->where);
@@ -398,6 +472,13 @@ batch_prepare(PGconn *conn, const struct config *cfg, const struct rule *rule,
 	if (!build_statements(conn, cfg, rs, set.s, err))
 		goto out;
 	rs->set = sb_take(&set);
+	char *actions = db_qualified(conn, cfg->database.schema, "actions");
+	rs->audit = xasprintf(
+		"INSERT INTO %s (run_id, rule, target, action, cutoff, rows,"
+		" started_at, finished_at, detail)"
+		" VALUES ($1::bigint, $2, $3, $4, $5::timestamptz, $6::bigint,"
+		" now(), clock_timestamp(), $7::jsonb)", actions);
+	free(actions);
 	ok = true;
 out:
 	sb_free(&set);
@@ -426,10 +507,12 @@ batch_release(struct rule_sql *rs)
 	free(rs->age_q);
 	free(rs->age_type);
 	free(rs->eligible);
+	free(rs->expired);
 	free(rs->not_held);
 	free(rs->unreferenced);
 	free(rs->cascades);
 	free(rs->set);
+	free(rs->audit);
 	explicit_bzero(rs->ipad, sizeof(rs->ipad));
 	explicit_bzero(rs->opad, sizeof(rs->opad));
 	memset(rs, 0, sizeof(*rs));
@@ -504,15 +587,61 @@ batch_count(PGconn *conn, struct rule_sql *rs, const char *cutoff,
 }
 
 bool
+batch_after(PGconn *conn, struct rule_sql *rs, const char *cutoff,
+	    const char *late, struct batch_after *out, char **err)
+{
+	const char *h = rs->not_held ? rs->not_held : "true";
+	const char *f = rs->unreferenced ? rs->unreferenced : "true";
+	bool date = strcmp(rs->age_type, "date") == 0;
+
+	assert(rs->expired);
+	memset(out, 0, sizeof(*out));
+	/* The batches left an index entry to a dead tuple for every row they
+	 * changed, and the first scan over them visits each tuple once: one
+	 * scan for all of it, not one per number. The late cutoff travels in
+	 * the keyset parameter, which no other part of this statement uses. */
+	char *sql = xasprintf(
+		"SELECT count(*) FILTER (WHERE %s AND %s AND %s),"
+		" count(*) FILTER (WHERE %s AND NOT (%s)),"
+		" count(*) FILTER (WHERE %s AND %s AND NOT (%s)),"
+		" count(*) FILTER (WHERE %s AND %s < ($%d::timestamptz)%s),"
+		" least(min(%s), (SELECT min(%s) FROM %s t WHERE NOT (%s)))::text"
+		" FROM %s t WHERE %s",
+		rs->eligible, h, f, rs->eligible, h, rs->eligible, h, f,
+		rs->eligible, rs->age_q, P_FROM, date ? "::date" : "",
+		rs->age_q, rs->age_q, rs->qtable, rs->expired,
+		rs->qtable, rs->expired);
+	batch_set_fixed(rs, cutoff);
+	rs->values[P_FROM - 1] = late;
+	PGresult *res = batch_exec(conn, rs, sql, err);
+	rs->values[P_FROM - 1] = NULL;
+	free(sql);
+	if (!res)
+		return false;
+	out->counts.eligible = atoll(PQgetvalue(res, 0, 0));
+	out->counts.held = atoll(PQgetvalue(res, 0, 1));
+	out->counts.blocked = atoll(PQgetvalue(res, 0, 2));
+	out->overdue = atoll(PQgetvalue(res, 0, 3));
+	out->oldest = dup_or_null(res, 0, 4);
+	PQclear(res);
+	return true;
+}
+
+bool
 batch_table_rows(PGconn *conn, struct rule_sql *rs, long long *rows, char **err)
 {
-	/* reltuples: -1 when never analysed; partitioned parents have none */
+	/* reltuples: -1 when never analysed; partitioned parents have none.
+	 * pg_partition_tree() is empty for a table that is not partitioned,
+	 * so the table itself is its one leaf then. */
 	const char *p[] = { rs->oid };
 	PGresult *res = db_query(conn,
 		"SELECT coalesce(sum(c.reltuples) FILTER (WHERE c.reltuples > 0), 0)::bigint,"
 		" coalesce(bool_or(c.reltuples < 0), true)"
-		" FROM pg_partition_tree($1::oid::regclass) pt"
-		" JOIN pg_class c ON c.oid = pt.relid WHERE pt.isleaf", 1, p, err);
+		" FROM pg_class c WHERE c.oid IN ("
+		"  SELECT pt.relid FROM pg_partition_tree($1::oid::regclass) pt"
+		"  WHERE pt.isleaf"
+		"  UNION ALL SELECT $1::oid WHERE NOT EXISTS ("
+		"   SELECT 1 FROM pg_partition_tree($1::oid::regclass)))", 1, p, err);
 	if (!res)
 		return false;
 	*rows = atoll(PQgetvalue(res, 0, 0));
@@ -546,17 +675,18 @@ batch_count_due(PGconn *conn, struct rule_sql *rs, const char *cutoff,
 	return true;
 }
 
-bool
-batch_run(PGconn *conn, struct rule_sql *rs, size_t target, const char *cutoff,
-	  long long limit, const char *from, long long run_id,
-	  const char *detail_json, struct batch_outcome *out, char **err)
+static bool
+run_batch(PGconn *conn, struct rule_sql *rs, size_t target, const char *sql,
+	  const char *cutoff, long long limit, const char *from,
+	  long long run_id, const char *detail_json,
+	  struct batch_outcome *out, char **err)
 {
 	char lim[32], run[32];
 
 	memset(out, 0, sizeof(*out));
 	snprintf(lim, sizeof(lim), "%lld", limit);
 	snprintf(run, sizeof(run), "%lld", run_id);
-	rs->values[P_CUTOFF - 1] = cutoff;
+	batch_set_fixed(rs, cutoff);
 	rs->values[P_LIMIT - 1] = lim;
 	rs->values[P_FROM - 1] = from;
 	rs->values[P_RUN - 1] = run;
@@ -564,9 +694,8 @@ batch_run(PGconn *conn, struct rule_sql *rs, size_t target, const char *cutoff,
 	rs->values[P_TARGET - 1] = rs->targets[target].name;
 	rs->values[P_DETAIL - 1] = detail_json;
 
-	PGresult *res = PQexecParams(conn, rs->targets[target].stmt,
-				     rs->nparams, rs->types, rs->values, NULL,
-				     NULL, 0);
+	PGresult *res = PQexecParams(conn, sql, rs->nparams, rs->types,
+				     rs->values, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 		snprintf(out->sqlstate, sizeof(out->sqlstate), "%s",
@@ -578,6 +707,162 @@ batch_run(PGconn *conn, struct rule_sql *rs, size_t target, const char *cutoff,
 	out->picked = atoll(PQgetvalue(res, 0, 0));
 	out->changed = atoll(PQgetvalue(res, 0, 1));
 	out->last_age = dup_or_null(res, 0, 2);
+	out->last = out->picked < limit;
 	PQclear(res);
 	return true;
+}
+
+bool
+batch_run(PGconn *conn, struct rule_sql *rs, size_t target, const char *cutoff,
+	  long long limit, const char *from, long long run_id,
+	  const char *detail_json, struct batch_outcome *out, char **err)
+{
+	return run_batch(conn, rs, target, rs->targets[target].stmt, cutoff,
+			 limit, from, run_id, detail_json, out, err);
+}
+
+/* Run SQL with the rule's parameters, as batch_exec, and note the
+ * SQLSTATE of a failure in OUT. */
+static PGresult *
+batch_step(PGconn *conn, struct rule_sql *rs, const char *sql, int nparams,
+	   const char *const *values, struct batch_outcome *out, char **err)
+{
+	PGresult *res = nparams < 0
+		? PQexecParams(conn, sql, rs->nparams, rs->types, rs->values,
+			       NULL, NULL, 0)
+		: PQexecParams(conn, sql, nparams, NULL, values, NULL, NULL, 0);
+	ExecStatusType st = PQresultStatus(res);
+	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+		return res;
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	snprintf(out->sqlstate, sizeof(out->sqlstate), "%s", state ? state : "");
+	*err = db_error(conn, res);
+	PQclear(res);
+	return NULL;
+}
+
+static bool
+batch_cmd(PGconn *conn, struct rule_sql *rs, const char *sql,
+	  struct batch_outcome *out, char **err)
+{
+	PGresult *res = batch_step(conn, rs, sql, 0, NULL, out, err);
+	PQclear(res);
+	return res != NULL;
+}
+
+bool
+batch_run_range(PGconn *conn, struct rule_sql *rs, size_t target,
+		const char *cutoff, long long limit, const char *from,
+		long long run_id, const char *detail_json,
+		struct batch_outcome *out, char **err)
+{
+	struct batch_target *bt = &rs->targets[target];
+	char lim[32], run[32], rows[32];
+
+	assert(bt->bound);
+	memset(out, 0, sizeof(*out));
+	snprintf(lim, sizeof(lim), "%lld", limit);
+	batch_set_fixed(rs, cutoff);
+	rs->values[P_LIMIT - 1] = lim;
+	rs->values[P_FROM - 1] = from;
+	PGresult *res = batch_step(conn, rs, bt->bound, -1, NULL, out, err);
+	if (!res)
+		return false;
+	bool none = PQgetisnull(res, 0, 0);
+	out->last = PQgetisnull(res, 0, 1);
+	out->last_age = dup_or_null(res, 0, 1);
+	out->tied = !out->last && strcmp(PQgetvalue(res, 0, 0),
+					 PQgetvalue(res, 0, 1)) == 0;
+	PQclear(res);
+	if (none || out->tied) {
+		out->picked = none ? 0 : limit;
+		return true;
+	}
+
+	rs->values[P_UPTO - 1] = out->last_age;
+	if (!batch_cmd(conn, rs, "BEGIN", out, err))
+		goto fail;
+	res = batch_step(conn, rs, out->last ? bt->range_last : bt->range, -1,
+			 NULL, out, err);
+	if (!res) {
+		char *e = NULL;
+		if (!db_exec(conn, "ROLLBACK", &e))
+			free(e);
+		goto fail;
+	}
+	out->changed = atoll(PQcmdTuples(res));
+	PQclear(res);
+	out->picked = out->last ? out->changed : limit;
+	if (out->changed > 0) {
+		snprintf(run, sizeof(run), "%lld", run_id);
+		snprintf(rows, sizeof(rows), "%lld", out->changed);
+		const char *p[] = { run, rs->rule->name, bt->name,
+				    rule_action_name(rs->action), cutoff, rows,
+				    detail_json };
+		res = batch_step(conn, rs, rs->audit, 7, p, out, err);
+		if (!res) {
+			char *e = NULL;
+			if (!db_exec(conn, "ROLLBACK", &e))
+				free(e);
+			goto fail;
+		}
+		PQclear(res);
+	}
+	/* a failed COMMIT has rolled back already */
+	if (batch_cmd(conn, rs, "COMMIT", out, err)) {
+		rs->values[P_UPTO - 1] = NULL;
+		return true;
+	}
+fail:
+	rs->values[P_UPTO - 1] = NULL;
+	out->changed = 0;
+	free(out->last_age);
+	out->last_age = NULL;
+	return false;
+}
+
+bool
+batch_count_upto(PGconn *conn, struct rule_sql *rs, const char *cutoff,
+		 long long at_most, long long *n, char **err)
+{
+	char lim[32];
+	char *cond = all_conditions(rs);
+	/* the LIMIT goes in as text: the rule's own parameters are all set */
+	snprintf(lim, sizeof(lim), "%lld", at_most > 0 ? at_most : 1);
+	/* along the age index: with statistics from before the last big
+	 * delete, the planner would rather scan the table for so few rows */
+	char *order = rs->ordered ? xasprintf(" ORDER BY %s", rs->age_q)
+				  : xstrdup("");
+	char *sql = xasprintf("SELECT count(*) FROM (SELECT 1 FROM %s t WHERE %s"
+			      "%s LIMIT %s) s", rs->qtable, cond, order, lim);
+	free(order);
+	free(cond);
+	batch_set_fixed(rs, cutoff);
+	PGresult *res = batch_exec(conn, rs, sql, err);
+	free(sql);
+	if (!res)
+		return false;
+	*n = atoll(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return true;
+}
+
+bool
+batch_lock_timeout(PGconn *conn, const char *value, char **err)
+{
+	const char *p[] = { value };
+	PGresult *res = db_query(conn,
+		"SELECT pg_catalog.set_config('lock_timeout', $1, false)", 1, p,
+		err);
+	if (!res)
+		return false;
+	PQclear(res);
+	return true;
+}
+
+bool
+batch_async_commit(PGconn *conn, bool on, char **err)
+{
+	return db_exec(conn, on ? "SET synchronous_commit = off"
+				: "RESET synchronous_commit", err);
 }

@@ -20,6 +20,10 @@
  * a quarter of the rows, before the rule counts as failed. */
 #define TIMEOUT_RETRIES 4
 
+/* How long a row batch by age range may wait for a row lock someone else
+ * holds before it gives up and the batch is redone skipping that row. */
+#define ROW_LOCK_WAIT_MS 10
+
 struct cycle {
 	PGconn *conn;
 	const struct config *cfg;
@@ -191,8 +195,32 @@ guards_pass(struct cycle *c, const struct rule *r, struct rule_result *rr)
 	return true;
 }
 
+/* The session's lock_timeout: the configured one, or (SHORT) the bound on
+ * a range batch's wait for a row lock. */
+static bool
+set_lock_wait(struct cycle *c, bool short_wait)
+{
+	long long conf = duration_ms(&c->cfg->database.lock_timeout);
+	long long ms = conf;
+	char value[32];
+	char *err = NULL;
+
+	if (short_wait && (conf == 0 || conf > ROW_LOCK_WAIT_MS))
+		ms = ROW_LOCK_WAIT_MS;
+	snprintf(value, sizeof(value), "%lldms", ms);
+	if (batch_lock_timeout(c->conn, value, &err))
+		return true;
+	log_warning("could not set lock_timeout to %s: %s", value, err);
+	free(err);
+	return false;
+}
+
 /* Work through one target until nothing is due, or time, a stop or an
- * error ends it. Returns the outcome for this target. */
+ * error ends it. Returns the outcome for this target.
+ *
+ * Batches go by age range (batch_run_range) when the target has an age
+ * index; a batch that meets a row locked by someone else, or whose rows
+ * all share one age, is redone row by row with SKIP LOCKED (batch_run). */
 static enum rule_outcome
 work_target(struct cycle *c, struct rule_sql *rs, size_t ti,
 	    struct rule_result *rr, double rule_deadline)
@@ -203,9 +231,24 @@ work_target(struct cycle *c, struct rule_sql *rs, size_t ti,
 	int timeouts = 0, races = 0;
 	enum rule_outcome outcome = OUTCOME_DONE;
 	char *detail = NULL;
+	bool by_range = rs->targets[ti].range != NULL;
+	bool short_wait = false;	/* the session's lock_timeout now */
+	bool by_row_once = false;	/* redo this batch with batch_run */
 
 	if (rs->cascades)
 		detail = xasprintf("{\"cascade\": %s}", rs->cascades);
+	/* A batch need not wait for its commit to reach disk: a crash can
+	 * only lose a batch together with its audit row, and the next cycle
+	 * redoes it. The run's own record is committed synchronously at the
+	 * end, which flushes every batch before it, so no report ever counts
+	 * a batch that a crash could take back. */
+	char *err0 = NULL;
+	bool async = batch_async_commit(c->conn, true, &err0);
+	if (!async) {
+		log_debug("rule \"%s\": synchronous_commit stays on: %s", r->name,
+			  err0);
+		free(err0);
+	}
 	for (;;) {
 		if (stop_requested(c)) {
 			outcome = OUTCOME_STOPPED;
@@ -216,14 +259,43 @@ work_target(struct cycle *c, struct rule_sql *rs, size_t ti,
 			outcome = OUTCOME_TIME;
 			break;
 		}
+		bool range = by_range && !by_row_once;
+		if (range != short_wait) {
+			if (set_lock_wait(c, range)) {
+				short_wait = range;
+			} else if (range) {
+				/* without the short wait, go row by row */
+				by_range = range = false;
+			} else {
+				outcome = OUTCOME_FAILED;
+				rr->message = xasprintf("%s: could not reset "
+					"lock_timeout", rs->targets[ti].name);
+				break;
+			}
+		}
 		struct batch_outcome bo;
 		char *err = NULL;
 		double t0 = mono_ms();
-		bool ok = batch_run(c->conn, rs, ti, rr->cutoff, limit, from,
+		bool ok = range
+			? batch_run_range(c->conn, rs, ti, rr->cutoff, limit, from,
+					  c->run_id, rs->cascades ? detail : NULL,
+					  &bo, &err)
+			: batch_run(c->conn, rs, ti, rr->cutoff, limit, from,
 				    c->run_id, rs->cascades ? detail : NULL,
 				    &bo, &err);
 		double elapsed = mono_ms() - t0;
 		if (!ok) {
+			if (range && (strcmp(bo.sqlstate, "55P03") == 0 ||
+				      strcmp(bo.sqlstate, "40P01") == 0)) {
+				/* a row someone else holds: nothing was
+				 * changed; redo the batch skipping it */
+				log_debug("rule \"%s\" (%s): %s; redoing the batch "
+					  "row by row", r->name,
+					  rs->targets[ti].name, err);
+				by_row_once = true;
+				free(err);
+				continue;
+			}
 			if (strcmp(bo.sqlstate, "57014") == 0 && limit > 1 &&
 			    timeouts < TIMEOUT_RETRIES && !stop_requested(c)) {
 				/* statement_timeout: smaller batches */
@@ -260,6 +332,13 @@ work_target(struct cycle *c, struct rule_sql *rs, size_t ti,
 			free(err);
 			break;
 		}
+		if (range && bo.tied) {
+			/* LIMIT rows of one age: take them row by row */
+			free(bo.last_age);
+			by_row_once = true;
+			continue;
+		}
+		by_row_once = false;
 		timeouts = 0;
 		races = 0;
 		if (bo.changed > 0)
@@ -269,11 +348,11 @@ work_target(struct cycle *c, struct rule_sql *rs, size_t ti,
 			rr->longest_batch_ms = elapsed;
 		status(c, "rule %s: %lld %s", r->name, rr->changed,
 		       r->action == ACTION_DELETE ? "deleted" : "de-identified");
-		log_debug("rule \"%s\" (%s): batch of %lld picked %lld, "
+		log_debug("rule \"%s\" (%s): batch of %lld %s picked %lld, "
 			  "changed %lld in %.1f ms", r->name,
-			  rs->targets[ti].name, limit, bo.picked, bo.changed,
-			  elapsed);
-		bool last = bo.picked < limit;
+			  rs->targets[ti].name, limit, range ? "by age" : "by row",
+			  bo.picked, bo.changed, elapsed);
+		bool last = bo.last;
 		if (rs->ordered && bo.last_age) {
 			free(from);
 			from = bo.last_age;
@@ -284,6 +363,13 @@ work_target(struct cycle *c, struct rule_sql *rs, size_t ti,
 			break;
 		limit = adapt(limit, elapsed, &r->limits);
 		sleep_ms((double)duration_ms(&r->limits.pause));
+	}
+	if (short_wait)
+		(void)set_lock_wait(c, false);
+	if (async && !batch_async_commit(c->conn, false, &err0)) {
+		log_warning("rule \"%s\": could not reset synchronous_commit: %s",
+			    r->name, err0);
+		free(err0);
 	}
 	free(from);
 	free(detail);
@@ -342,11 +428,72 @@ retire_partitions(struct cycle *c, struct rule_sql *rs, struct rule_result *rr,
 	return !reload || batch_reload_targets(c->conn, c->cfg, rs, err);
 }
 
+/*
+ * Counts before a rule runs. A plan and a disabled rule (for its
+ * compliance line) are counted in full. A run needs only to know whether
+ * the max_fraction guard stops it, so counting stops one row past the
+ * guard's limit, or at the first due row when the guard cannot stop it
+ * (--force, max_fraction 1): counting every due row of a big backlog
+ * costs as much as a good part of deleting them. The report's numbers
+ * then come from after_run, or in full when the guard refuses.
+ */
+static bool
+count_before(struct cycle *c, struct rule_sql *rs, struct rule_result *rr,
+	     bool full, char **err)
+{
+	const struct rule *r = rs->rule;
+	struct batch_counts counts;
+
+	if (!full) {
+		long long at_most = 1;
+		if (!c->opt->force && r->limits.max_fraction < 1.0)
+			at_most = (long long)(r->limits.max_fraction *
+					      (double)rr->table_rows) + 1;
+		if (!batch_count_upto(c->conn, rs, rr->cutoff, at_most,
+				      &rr->eligible, err))
+			return false;
+		if (at_most == 1 || rr->eligible < at_most)
+			return true;
+	}
+	if (!batch_count(c->conn, rs, rr->cutoff, &counts, err))
+		return false;
+	rr->eligible = counts.eligible;
+	rr->held = counts.held;
+	rr->blocked = counts.blocked;
+	return true;
+}
+
+/* After the batches (or none): the oldest row, what is left and what is
+ * overdue, in one pass. False (logged) when that failed; the caller
+ * counts apart. */
+static bool
+after_run(struct cycle *c, struct rule_sql *rs, struct rule_result *rr)
+{
+	struct batch_after after;
+	char *err = NULL;
+	char *late = query_cutoff(c, rs->rule, true, &err);
+
+	if (!late || !batch_after(c->conn, rs, rr->cutoff, late, &after, &err)) {
+		log_warning("rule \"%s\": could not count the rows left: %s",
+			    rs->rule->name, err);
+		free(err);
+		free(late);
+		return false;
+	}
+	free(late);
+	free(rr->oldest);
+	rr->oldest = after.oldest;
+	rr->held = after.counts.held;
+	rr->blocked = after.counts.blocked;
+	rr->eligible = rr->changed + after.counts.eligible;
+	rr->overdue = after.overdue;
+	return true;
+}
+
 static void
-run_rule(struct cycle *c, const struct rule *r, struct rule_result *rr)
+run_rule_steps(struct cycle *c, const struct rule *r, struct rule_result *rr)
 {
 	struct rule_sql rs;
-	struct batch_counts counts;
 	char *err = NULL;
 	double t0 = mono_ms();
 
@@ -361,18 +508,16 @@ run_rule(struct cycle *c, const struct rule *r, struct rule_result *rr)
 	rr->how = xstrdup(rs.ordered ? "row batches along the age index"
 				     : "row batches (no index on the age column)");
 	rr->cutoff = query_cutoff(c, r, false, &err);
+	bool full = c->opt->dry_run || !rule_selected(c->opt, r);
 	if (!rr->cutoff ||
-	    !batch_count(c->conn, &rs, rr->cutoff, &counts, &err) ||
 	    !batch_table_rows(c->conn, &rs, &rr->table_rows, &err) ||
-	    !batch_oldest(c->conn, &rs, &rr->oldest, &err)) {
+	    !batch_oldest(c->conn, &rs, &rr->oldest, &err) ||
+	    !count_before(c, &rs, rr, full, &err)) {
 		rr->outcome = OUTCOME_FAILED;
 		rr->message = err;
 		batch_release(&rs);
 		return;
 	}
-	rr->eligible = counts.eligible;
-	rr->held = counts.held;
-	rr->blocked = counts.blocked;
 
 	if (!rule_selected(c->opt, r)) {
 		rr->outcome = OUTCOME_SKIPPED;
@@ -386,6 +531,11 @@ run_rule(struct cycle *c, const struct rule *r, struct rule_result *rr)
 		}
 	} else if (rr->eligible == 0) {
 		rr->outcome = OUTCOME_NOTHING;
+		if (after_run(c, &rs, rr)) {
+			batch_release(&rs);
+			rr->seconds = (mono_ms() - t0) / 1000.0;
+			return;
+		}
 	} else {
 		double deadline = t0 + (double)duration_ms(&r->limits.max_runtime);
 		rr->outcome = OUTCOME_DONE;
@@ -395,22 +545,26 @@ run_rule(struct cycle *c, const struct rule *r, struct rule_result *rr)
 		}
 		for (size_t i = 0; i < rs.n_targets && rr->outcome == OUTCOME_DONE; i++)
 			rr->outcome = work_target(c, &rs, i, rr, deadline);
-		char *oldest = NULL;
-		if (batch_oldest(c->conn, &rs, &oldest, &err)) {
-			free(rr->oldest);
-			rr->oldest = oldest;
-		} else {
-			free(err);
+		status(c, "rule %s: counting what is left", r->name);
+		if (after_run(c, &rs, rr)) {
+			batch_release(&rs);
+			rr->seconds = (mono_ms() - t0) / 1000.0;
+			return;
 		}
-		/* rows that became blocked or stayed locked meanwhile */
-		if (batch_count(c->conn, &rs, rr->cutoff, &counts, &err))
-			rr->blocked = counts.blocked;
-		else
-			free(err);
 	}
 	count_overdue(c, &rs, rr);
 	batch_release(&rs);
 	rr->seconds = (mono_ms() - t0) / 1000.0;
+}
+
+static void
+run_rule(struct cycle *c, const struct rule *r, struct rule_result *rr)
+{
+	run_rule_steps(c, r, rr);
+	/* a stop cancels whatever statement runs, a count as much as a
+	 * batch: that is an interruption, not the rule's failure */
+	if (rr->outcome == OUTCOME_FAILED && stop_requested(c))
+		rr->outcome = OUTCOME_STOPPED;
 }
 
 static bool
@@ -639,6 +793,16 @@ engine_cycle(PGconn *conn, const struct config *cfg,
 		return ENGINE_ERROR;
 	}
 
+	/* No parallel workers: a retention job should not take the cores the
+	 * application needs, and on a small server the counts right after a
+	 * big delete (one visit to each dead row, see batch_after) cost more
+	 * CPU in parallel than alone. */
+	if (!db_exec(conn, "SET max_parallel_workers_per_gather = 0", &err)) {
+		log_warning("could not turn parallel query off: %s", err);
+		free(err);
+		err = NULL;
+	}
+
 	if (opt->dry_run && !db_exec(conn, "BEGIN TRANSACTION READ ONLY", &err)) {
 		out->error = err;
 		(void)finish(&c, out, t0);
@@ -695,6 +859,11 @@ engine_cycle(PGconn *conn, const struct config *cfg,
 		free(err);
 	}
 	enum engine_status st = finish(&c, out, t0);
+	if (!db_exec(conn, "RESET max_parallel_workers_per_gather", &err)) {
+		log_warning("could not reset max_parallel_workers_per_gather: %s",
+			    err);
+		free(err);
+	}
 	if (locked)
 		runlog_unlock(conn, schema);
 	return st;
