@@ -164,17 +164,81 @@ test_grants_are_least_privilege(void **state)
 
 	diag_init(&d);
 	assert_true(config_load_string(grants_conf, "g.conf", &cfg, &d));
-	grants_render(&cfg, "ret\"entiond", &out);
+	grants_render(&cfg, "ret\"entiond", NULL, &out);
 
 	assert_non_null(strstr(out.s, "GRANT SELECT, DELETE ON \"api\".\"logs\" TO \"ret\"\"entiond\";"));
 	assert_non_null(strstr(out.s,
 		"GRANT UPDATE (\"email\", \"name\", \"done_at\") ON \"public\".\"people\" TO \"ret\"\"entiond\";"));
+	/* FOR UPDATE SKIP LOCKED needs UPDATE on one column: a delete rule
+	 * gets it on its age column only, a de-identifying one has its own */
+	assert_non_null(strstr(out.s, "GRANT UPDATE (\"at\") ON \"api\".\"logs\" TO"));
+	assert_null(strstr(out.s, "\"closed_at\") ON"));
 	/* a de-identifying rule never gets DELETE */
 	assert_null(strstr(out.s, "DELETE ON \"public\".\"people\""));
 	/* the audit trail: insert, never update or delete */
 	assert_non_null(strstr(out.s, "GRANT SELECT, INSERT ON \"retention\".actions"));
 	assert_null(strstr(out.s, "UPDATE ON \"retention\".actions"));
 	assert_null(strstr(out.s, "DELETE ON \"retention\""));
+	/* without the database, references and partitions are not known:
+	 * it says so */
+	assert_non_null(strstr(out.s, "-- The database could not be asked.\n"));
+	sb_free(&out);
+	config_free(&cfg);
+	diag_fini(&d);
+}
+
+/* A table without a rule that references a delete rule's table gets
+ * SELECT on its referencing columns, and nothing more; a table that has
+ * a rule already reads the whole table. */
+static void
+test_grants_read_the_references_that_block(void **state)
+{
+	(void)state;
+	struct config cfg;
+	struct diag d;
+	struct strbuf out = STRBUF_INIT;
+	char audit[] = "audit", flags[] = "log_flags", id[] = "log_id",
+	     part[] = "log_part", public[] = "public", people[] = "people",
+	     last[] = "last_log", xy[] = "x\"y", z[] = "z", w[] = "w";
+	struct grants_ref v[] = {
+		{ 0, audit, flags, id },
+		{ 0, audit, flags, part },
+		{ 0, public, people, last },
+		{ 0, xy, z, w },
+	};
+	char logs1[] = "logs_2024", people1[] = "people_old", api[] = "api";
+	struct grants_part parts[] = {
+		{ 0, api, logs1 },
+		{ 1, public, people1 },
+	};
+	struct grants_refs refs = { .known = true, .v = v, .n = 4,
+				    .parts = parts, .n_parts = 2 };
+
+	diag_init(&d);
+	assert_true(config_load_string(grants_conf, "g.conf", &cfg, &d));
+	grants_render(&cfg, "r", &refs, &out);
+
+	assert_non_null(strstr(out.s,
+		"GRANT USAGE ON SCHEMA \"audit\" TO \"r\";\n"
+		"GRANT SELECT (\"log_id\", \"log_part\") ON \"audit\".\"log_flags\" TO \"r\";\n"));
+	assert_non_null(strstr(out.s,
+		"GRANT USAGE ON SCHEMA \"x\"\"y\" TO \"r\";\n"
+		"GRANT SELECT (\"w\") ON \"x\"\"y\".\"z\" TO \"r\";\n"));
+	/* people has a rule of its own */
+	assert_null(strstr(out.s, "(\"last_log\")"));
+	/* USAGE on public once, for the rule's table */
+	char *first = strstr(out.s, "GRANT USAGE ON SCHEMA \"public\"");
+	assert_non_null(first);
+	assert_null(strstr(first + 1, "GRANT USAGE ON SCHEMA \"public\""));
+	assert_null(strstr(out.s, "could not be asked"));
+	/* partitions get what their table gets: the batches name them */
+	assert_non_null(strstr(out.s,
+		"GRANT SELECT, DELETE ON \"api\".\"logs_2024\" TO \"r\";\n"
+		"GRANT UPDATE (\"at\") ON \"api\".\"logs_2024\" TO \"r\";\n"));
+	assert_non_null(strstr(out.s,
+		"GRANT SELECT ON \"public\".\"people_old\" TO \"r\";\n"
+		"GRANT UPDATE (\"email\", \"name\", \"done_at\") ON "
+		"\"public\".\"people_old\" TO \"r\";\n"));
 	sb_free(&out);
 	config_free(&cfg);
 	diag_fini(&d);
@@ -189,6 +253,7 @@ main(void)
 		cmocka_unit_test(test_identifiers_are_always_quoted_and_quotes_doubled),
 		cmocka_unit_test(test_json_strings_are_escaped),
 		cmocka_unit_test(test_grants_are_least_privilege),
+		cmocka_unit_test(test_grants_read_the_references_that_block),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
