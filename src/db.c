@@ -29,6 +29,66 @@ db_error(PGconn *conn, const PGresult *res)
 	return one_line(conn ? PQerrorMessage(conn) : NULL);
 }
 
+/*
+ * The "hash" method sends the pseudonym key's HMAC pads as bind
+ * parameters, and a server that logs statements (log_min_duration_statement,
+ * log_statement, sampling) writes bind parameters to its log in full unless
+ * log_parameter_max_length is 0: the key would stand in the server's log,
+ * where anyone who reads it gets the key back (the inner pad XOR 0x36).
+ * Other parameters are personal data (the subject of an erasure request).
+ * Turn that off for this session, whatever the rules: a reload may bring
+ * "hash" to a connection made without it. It takes a superuser or, from
+ * PostgreSQL 15, GRANT SET ON PARAMETER; without it, warn (when WARN: the
+ * key is loaded) if the server does log statements.
+ */
+static void
+hide_parameters(PGconn *conn, bool warn)
+{
+	/* asked first, so that a role without the right leaves no ERROR in
+	 * the server's log at every connection */
+	int version = PQserverVersion(conn);
+	PGresult *res = PQexec(conn, version < 130000
+		? "SELECT false"	/* no log_parameter_max_length yet */
+		: version < 150000
+		? "SELECT pg_catalog.current_setting('is_superuser') = 'on'"
+		: "SELECT pg_catalog.current_setting('is_superuser') = 'on'"
+		  " OR pg_catalog.has_parameter_privilege("
+		  "    'log_parameter_max_length', 'SET')");
+	bool may = PQresultStatus(res) == PGRES_TUPLES_OK &&
+		   PQgetvalue(res, 0, 0)[0] == 't';
+	PQclear(res);
+	if (may) {
+		res = PQexec(conn, "SET log_parameter_max_length = 0");
+		ExecStatusType st = PQresultStatus(res);
+		PQclear(res);
+		if (st == PGRES_COMMAND_OK)
+			return;
+	}
+	if (!warn)
+		return;
+	res = PQexec(conn,
+		"SELECT coalesce(pg_catalog.current_setting("
+		"    'log_parameter_max_length', true), '-1') <> '0'"
+		" AND (pg_catalog.current_setting('log_min_duration_statement') <> '-1'"
+		"  OR pg_catalog.current_setting('log_statement') IN ('mod', 'all')"
+		"  OR coalesce(pg_catalog.current_setting("
+		"       'log_min_duration_sample', true), '-1') <> '-1'"
+		"  OR coalesce(pg_catalog.current_setting("
+		"       'log_transaction_sample_rate', true), '0')::float8 > 0)");
+	if (PQresultStatus(res) == PGRES_TUPLES_OK &&
+	    PQgetvalue(res, 0, 0)[0] == 't')
+		log_warning("the database server logs statements with their "
+			    "parameters, and \"hash\" sends the pseudonym key's "
+			    "HMAC pads as parameters: the key can be read back from "
+			    "the server's log; retentiond may not turn that off "
+			    "for its session; as a superuser: GRANT SET ON "
+			    "PARAMETER log_parameter_max_length TO \"%s\" "
+			    "(PostgreSQL 15 and later), or ALTER ROLE \"%s\" SET "
+			    "log_parameter_max_length = 0", PQuser(conn),
+			    PQuser(conn));
+	PQclear(res);
+}
+
 PGconn *
 db_connect(const struct config *cfg, char **err)
 {
@@ -89,6 +149,7 @@ db_connect(const struct config *cfg, char **err)
 		return NULL;
 	}
 	PQclear(res);
+	hide_parameters(conn, cfg->pseudonym_key.data != NULL);
 	log_debug("connected to database \"%s\" on %s as \"%s\" (server %d)",
 		  PQdb(conn), PQhost(conn), PQuser(conn), PQserverVersion(conn));
 	return conn;

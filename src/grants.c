@@ -176,6 +176,16 @@ grant_parts(const struct config *cfg, size_t i, const struct grants_refs *refs,
 }
 
 static bool
+uses_hash(const struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->n_rules; i++)
+		for (size_t j = 0; j < cfg->rules[i].n_deidentify; j++)
+			if (cfg->rules[i].deidentify[j].method == METHOD_HASH)
+				return true;
+	return false;
+}
+
+static bool
 maybe_partitioned(const struct grants_refs *refs, size_t i)
 {
 	if (!refs || !refs->known)
@@ -231,6 +241,16 @@ grants_render(const struct config *cfg, const char *role,
 		s, r, s, r, s, r, s, r, s, r, s, r, s, r, s, r, s, r, s, r);
 	seen.v = xcalloc(1, sizeof(*seen.v));
 	seen.v[seen.n++] = xstrdup(cfg->database.schema);
+	if (uses_hash(cfg))
+		sb_printf(out,
+			"\n-- \"hash\" sends the pseudonym key's HMAC pads as bind "
+			"parameters. So that a\n"
+			"-- server that logs statements never logs them, retentiond "
+			"turns parameter\n"
+			"-- logging off for its sessions; that takes, from a "
+			"superuser (PostgreSQL 15+):\n"
+			"-- GRANT SET ON PARAMETER log_parameter_max_length TO %s;\n",
+			r);
 	if (!refs || !refs->known)
 		sb_printf(out,
 			"\n-- The database could not be asked%s%s.\n"

@@ -2,9 +2,11 @@
  * Fuzz config_load_string (src/config*.c) with arbitrary libconfig text,
  * and config_split_table with the same bytes.
  *
- * The file is named in a directory that does not exist, so an @include
- * in the input reads nothing from the machine; include loops and missing
- * files are tested in tests/unit/test_config_errors.c.
+ * The file is named in a directory that does not exist, so a relative
+ * @include in the input reads nothing from the machine; an absolute one
+ * (refused by libconfig < 1.7 builds, read by later ones: "/dev/zero"
+ * would never end) is skipped. Include loops and missing files are tested
+ * in tests/unit/test_hostile.c.
  *
  * Invariants: a config that loads has every required field set and in
  * range; one that does not has at least one error, each message a single
@@ -138,6 +140,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct config cfg;
 	struct diag diag;
 
+	for (const char *p = text; (p = strstr(p, "@include")) != NULL; p++) {
+		const char *q = p + 8 + strspn(p + 8, " \t");
+		if (q[0] == '"' && q[1] == '/') {
+			free(text);
+			return 0;
+		}
+	}
 	diag_init(&diag);
 	if (config_load_string(text, FUZZ_NAME, &cfg, &diag)) {
 		check_config(&cfg);

@@ -40,9 +40,11 @@ ROOT_ARGS = ["--allow-root"] if IS_ROOT else []
 KEY = "concurrency-test-pseudonym-key-0123456789"
 
 LOCK_TIMEOUT_MS = 1000
-# pgbench's own scheduling, a checkpoint, two busy cores: a transaction may
-# take a little longer than the longest lock wait for reasons of its own
-LATENCY_MARGIN_MS = 1000
+# pgbench's own scheduling, a checkpoint, two cores shared with the other
+# tests of `make -j2 check`: a transaction may take longer than its longest
+# lock wait for reasons of its own. The server log's lock waits are the
+# exact measure; the latency bound catches what they could miss.
+LATENCY_MARGIN_MS = 2000
 DEADLOCK_TIMEOUT_MS = 20
 
 OLD_EVENTS = 30000
@@ -220,18 +222,22 @@ rules = (
         return n, failed, slowest
 
     def lock_waits(self, server_log, since):
-        """[(waiter app, holder apps, ms)] of every wait the server logged
-        after offset SINCE of its log."""
+        """[(waiter app, holder apps, ms)] of every lock wait the server
+        logged after offset SINCE of its log ("still waiting" after
+        deadlock_timeout, then "acquired" with the whole wait)."""
         text = server_log[since:]
         app_of = dict(re.findall(r"\[(\d+)\] \S+ app=(\S*) ", text))
+        holders_of = {}
         waits = []
         for m in re.finditer(
-                r"\[(\d+)\] \S+ app=(\S*) LOG:  process \d+ (?:still waiting for|"
-                r"acquired) .*? after ([\d.]+) ms\n(?:.*DETAIL:  Process(?:es)? "
-                r"holding the lock: ([\d, ]+)\.)?", text):
-            holders = [app_of.get(p.strip(), "?")
-                       for p in (m.group(4) or "").split(",") if p.strip()]
-            waits.append((m.group(2), holders, float(m.group(3))))
+                r"\[(\d+)\] \S+ app=(\S*) LOG:  process \d+ (still waiting for|acquired)"
+                r" (.*?) after ([\d.]+) ms\n(?:.*DETAIL:  Process(?:es)? holding the"
+                r" lock: ([\d, ]+)\.)?", text):
+            pid, app, what, lock, ms, holders = m.groups()
+            if holders:
+                holders_of[(pid, lock)] = [app_of.get(h.strip(), "?")
+                                           for h in holders.split(",") if h.strip()]
+            waits.append((app, holders_of.get((pid, lock), ["?"]), float(ms)))
         return waits
 
     def test_daemon_and_pgbench_share_the_tables_without_harm(self):
@@ -261,8 +267,6 @@ rules = (
         n, failed, slowest = self.latencies_ms()
         self.assertGreater(n, SECONDS * 100, "pgbench ran its transactions")
         self.assertEqual(failed, 0)
-        self.assertLess(slowest, LOCK_TIMEOUT_MS + LATENCY_MARGIN_MS,
-                        "a pgbench transaction took longer than lock_timeout")
 
         # no deadlock, and no long wait on retentiond
         server_log = self.cluster.server_log()
@@ -273,6 +277,9 @@ rules = (
         too_long = [w for w in waits if w[0] == "pgbench" and w[2] >= LOCK_TIMEOUT_MS
                     and "pgbench" not in w[1]]
         self.assertEqual(too_long, [], "pgbench waited on retentiond for lock_timeout")
+        self.assertLess(slowest, LOCK_TIMEOUT_MS + LATENCY_MARGIN_MS,
+                        f"a pgbench transaction took longer than lock_timeout; "
+                        f"lock waits logged: {waits}")
 
         # retentiond did its part while the workload ran, and met rows the
         # workload held

@@ -32,7 +32,7 @@ VALGRIND_ERROR = 99
 def _sanitized(binary):
     try:
         with open(binary, "rb") as f:
-            return b"AddressSanitizer" in f.read()
+            return b"__asan_init" in f.read()
     except OSError:
         return False
 

@@ -179,6 +179,9 @@ test_grants_are_least_privilege(void **state)
 	assert_non_null(strstr(out.s, "GRANT SELECT, INSERT ON \"retention\".actions"));
 	assert_null(strstr(out.s, "UPDATE ON \"retention\".actions"));
 	assert_null(strstr(out.s, "DELETE ON \"retention\""));
+	/* "hash": how to keep the key's HMAC pads out of the server's log */
+	assert_non_null(strstr(out.s, "-- GRANT SET ON PARAMETER "
+				      "log_parameter_max_length TO \"ret\"\"entiond\";\n"));
 	/* without the database, references and partitions are not known:
 	 * it says so */
 	assert_non_null(strstr(out.s, "-- The database could not be asked.\n"));
