@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "db.h"
+#include "file.h"
 #include "log.h"
 
 void
@@ -201,62 +202,11 @@ metrics_collect(PGconn *conn, const char *schema, struct metrics_db *db,
 	return true;
 }
 
-static bool
-write_all(int fd, const char *s, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, s, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return false;
-		s += w;
-		n -= (size_t)w;
-	}
-	return true;
-}
-
 bool
 metrics_write_file(const char *path, const char *text, char **err)
 {
-	const char *slash = strrchr(path, '/');
-	char *dir = slash ? xstrndup(path, slash == path ? 1 : (size_t)(slash - path))
-			  : xstrdup(".");
-	const char *base = slash ? slash + 1 : path;
-	/* a dot file: the collector reads only *.prom, never our temp file */
-	char *tmp = xasprintf("%s/.%s.XXXXXX", strcmp(dir, "/") ? dir : "", base);
-	bool ok = false;
-	int fd = mkostemp(tmp, O_CLOEXEC);
-
-	if (fd < 0) {
-		*err = xasprintf("could not create a temporary file in %s: %s",
-				 dir, strerror(errno));
-		goto out;
-	}
-	if (!write_all(fd, text, strlen(text)) || fchmod(fd, 0644) != 0 ||
-	    fsync(fd) != 0) {
-		*err = xasprintf("could not write %s: %s", tmp, strerror(errno));
-		close(fd);
-		unlink(tmp);
-		goto out;
-	}
-	if (close(fd) != 0 || rename(tmp, path) != 0) {
-		*err = xasprintf("could not replace %s: %s", path, strerror(errno));
-		unlink(tmp);
-		goto out;
-	}
-	/* the rename itself must reach the disk, or a crash may bring back
-	 * the old file; failing that is not worth an error */
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		(void)fsync(dfd);
-		close(dfd);
-	}
-	ok = true;
-out:
-	free(tmp);
-	free(dir);
-	return ok;
+	/* 0644: the collector runs as another user */
+	return file_replace(path, text, strlen(text), 0644, err);
 }
 
 bool

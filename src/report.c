@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "file.h"
 #include "log.h"
 #include "report_int.h"
 
@@ -563,61 +564,11 @@ report_render_json(const struct report *r, struct strbuf *out)
 
 /* --- files --------------------------------------------------------------- */
 
-static bool
-write_all(int fd, const char *data, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, data, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return false;
-		data += n;
-		len -= (size_t)n;
-	}
-	return true;
-}
-
 bool
 report_write_file(const char *path, const char *data, size_t len, char **err)
 {
-	const char *slash = strrchr(path, '/');
-	char *dir = slash ? xstrndup(path, (size_t)(slash - path + 1)) : xstrdup("./");
-	char *tmp = xasprintf("%s.%s.XXXXXX", dir, slash ? slash + 1 : path);
-	int fd = mkstemp(tmp);
-	bool ok = false;
-
-	if (fd < 0) {
-		*err = xasprintf("could not create a temporary file for "
-				 "\"%s\": %s", path, strerror(errno));
-		goto out;
-	}
 	/* reports are for auditors (the group), not for everyone */
-	if (fchmod(fd, 0640) != 0 || !write_all(fd, data, len) ||
-	    fsync(fd) != 0) {
-		*err = xasprintf("could not write \"%s\": %s", tmp,
-				 strerror(errno));
-		close(fd);
-		unlink(tmp);
-		goto out;
-	}
-	if (close(fd) != 0 || rename(tmp, path) != 0) {
-		*err = xasprintf("could not write \"%s\": %s", path,
-				 strerror(errno));
-		unlink(tmp);
-		goto out;
-	}
-	/* the rename is durable only once the directory is on disk */
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		(void)fsync(dfd);
-		close(dfd);
-	}
-	ok = true;
-out:
-	free(dir);
-	free(tmp);
-	return ok;
+	return file_replace(path, data, len, 0640, err);
 }
 
 /* mkdir -p with mode 0750 for what is created. */

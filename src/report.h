@@ -155,7 +155,7 @@ void report_csv_field(struct strbuf *b, const char *s);
 
 /*
  * Write DATA to PATH safely: a temporary file in the same directory,
- * fsync, rename, fsync of the directory. Mode 0640 (less by umask).
+ * fsync, rename, fsync of the directory (file_replace). Mode 0640.
  * Returns false with *err naming the file.
  */
 bool report_write_file(const char *path, const char *data, size_t len,

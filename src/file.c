@@ -1,0 +1,71 @@
+#include "file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+bool
+file_write_all(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		p += n;
+		len -= (size_t)n;
+	}
+	return true;
+}
+
+bool
+file_replace(const char *path, const void *data, size_t len, mode_t mode,
+	     char **err)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir = slash ? xstrndup(path, slash == path ? 1 : (size_t)(slash - path))
+			  : xstrdup(".");
+	const char *base = slash ? slash + 1 : path;
+	char *tmp = xasprintf("%s/.%s.XXXXXX", strcmp(dir, "/") ? dir : "", base);
+	bool ok = false;
+	int fd = mkostemp(tmp, O_CLOEXEC);
+
+	if (fd < 0) {
+		*err = xasprintf("could not create a temporary file in \"%s\": %s",
+				 dir, strerror(errno));
+		goto out;
+	}
+	if (fchmod(fd, mode) != 0 || !file_write_all(fd, data, len) ||
+	    fsync(fd) != 0) {
+		*err = xasprintf("could not write \"%s\": %s", tmp,
+				 strerror(errno));
+		close(fd);
+		unlink(tmp);
+		goto out;
+	}
+	if (close(fd) != 0 || rename(tmp, path) != 0) {
+		*err = xasprintf("could not replace \"%s\": %s", path,
+				 strerror(errno));
+		unlink(tmp);
+		goto out;
+	}
+	/* the rename itself must reach the disk, or a crash may bring back
+	 * the old file; failing that is not worth an error */
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		(void)fsync(dfd);
+		close(dfd);
+	}
+	ok = true;
+out:
+	free(tmp);
+	free(dir);
+	return ok;
+}
