@@ -150,11 +150,6 @@ main(int argc, char **argv)
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
 		if (strcmp(commands[i].name, name) != 0)
 			continue;
-		if (!commands[i].fn) {
-			fprintf(stderr, "retentiond: command \"%s\" is not implemented yet\n",
-				name);
-			return EXIT_USAGE;
-		}
 		log_init(cli.verbosity);
 		int status = commands[i].fn(&cli);
 		log_fini();
