@@ -317,11 +317,20 @@ report_csv_field(struct strbuf *b, const char *s)
 {
 	if (!s)
 		return;
-	if (!strpbrk(s, ",\"\r\n")) {
+	/* A spreadsheet runs a cell that starts with = + - @ (or a tab or CR
+	 * before one) as a formula: a policy text or subject id from the
+	 * database must not become one on an auditor's machine. A leading
+	 * quote keeps it text (the OWASP advice); numbers stay numbers. */
+	char *end = NULL;
+	bool formula = strchr("=+-@\t\r", s[0]) && s[0] &&
+		       !(strtod(s, &end), end && end != s && *end == '\0');
+	if (!formula && !strpbrk(s, ",\"\r\n")) {
 		sb_add(b, s);
 		return;
 	}
 	sb_add(b, "\"");
+	if (formula)
+		sb_add(b, "'");
 	for (const char *p = s; *p; p++) {
 		if (*p == '"')
 			sb_add(b, "\"\"");

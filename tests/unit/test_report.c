@@ -32,6 +32,15 @@ test_csv_field_quoting(void **state)
 		{ "cr\r", "\"cr\r\"" },
 		{ "L\xc3\xb6schung", "L\xc3\xb6schung" },
 		{ "<script>", "<script>" },
+		/* formula injection: kept as text, numbers left alone */
+		{ "=HYPERLINK(\"http://x\")", "\"'=HYPERLINK(\"\"http://x\"\")\"" },
+		{ "+1+cmd|' /C calc'!A0", "\"'+1+cmd|' /C calc'!A0\"" },
+		{ "@SUM(A1)", "\"'@SUM(A1)\"" },
+		{ "-2+3", "\"'-2+3\"" },
+		{ "\t=1", "\"'\t=1\"" },
+		{ "-1", "-1" },
+		{ "-0.5", "-0.5" },
+		{ "a=b", "a=b" },
 	};
 
 	(void)state;
