@@ -684,6 +684,13 @@ overall_status(const struct run_result *out)
 	}
 	if (out->erasure_error)
 		failed++;
+	/* a request a rule failed on stays pending, but the run must say
+	 * so now, not a month later when the request is overdue */
+	for (size_t i = 0; i < out->n_erasures; i++)
+		if (out->erasures[i].failed) {
+			failed++;
+			break;
+		}
 	if (failed == 0)
 		return RUN_OK;
 	return failed >= worked && worked > 0 ? RUN_FAILED : RUN_PARTIAL;
@@ -700,6 +707,15 @@ failure_text(const struct run_result *out)
 		sb_printf(&b, "%srule \"%s\": %s: %s", b.len ? "; " : "",
 			  rr->rule->name, rule_outcome_name(rr->outcome),
 			  rr->message ? rr->message : "");
+	}
+	for (size_t i = 0; i < out->n_erasures; i++) {
+		const struct erasure_outcome *eo = &out->erasures[i];
+		for (size_t k = 0; k < eo->n_rules; k++)
+			if (eo->rules[k].failed)
+				sb_printf(&b, "%serasure request %lld: rule \"%s\": %s",
+					  b.len ? "; " : "", eo->id,
+					  eo->rules[k].rule->name,
+					  eo->rules[k].message);
 	}
 	return b.len ? sb_take(&b) : NULL;
 }

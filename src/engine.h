@@ -80,7 +80,8 @@ struct erasure_rule_result {
 	long long rows;		/* deleted or de-identified */
 	long long kept;		/* rows kept ("keep": a duty outlives it) */
 	long long blocked;	/* rows still referenced from elsewhere */
-	char *message;		/* an error, or NULL */
+	char *message;		/* an error, or why rows are left, or NULL */
+	bool failed;		/* MESSAGE is an error, not rows a lock kept */
 };
 
 struct erasure_outcome {
@@ -92,6 +93,7 @@ struct erasure_outcome {
 	struct erasure_rule_result *rules;
 	size_t n_rules;
 	long long changed;
+	bool failed;		/* a rule failed on it: the run is partial */
 };
 
 struct run_result {

@@ -120,6 +120,7 @@ apply_rule(PGconn *conn, const struct config *cfg, const struct rule *r,
 	if (!batch_prepare(conn, cfg, r, r->on_erasure, BATCH_ERASURE,
 			   eo->subject_id, &rs, &err)) {
 		rr->message = err;
+		rr->failed = true;
 		return;
 	}
 	char *detail = detail_json(eo->id, eo->subject, eo->subject_id, r, 0);
@@ -131,6 +132,7 @@ apply_rule(PGconn *conn, const struct config *cfg, const struct rule *r,
 				       run_id, detail, &bo, &err)) {
 				rr->message = xasprintf("%s: %s",
 							rs.targets[ti].name, err);
+				rr->failed = true;
 				free(err);
 				break;
 			}
@@ -150,6 +152,7 @@ apply_rule(PGconn *conn, const struct config *cfg, const struct rule *r,
 						counts.eligible);
 	} else if (!rr->message) {
 		rr->message = err;
+		rr->failed = true;
 	}
 	free(detail);
 	batch_release(&rs);
@@ -229,6 +232,12 @@ process_one(PGconn *conn, const struct config *cfg, const size_t *order,
 			kept = true;
 		if (rr->message || rr->blocked > 0)
 			unfinished = true;
+		if (rr->failed) {
+			eo->failed = true;
+			log_error("erasure request %lld (%s:%s): rule \"%s\" "
+				  "failed: %s", eo->id, eo->subject,
+				  eo->subject_id, r->name, rr->message);
+		}
 	}
 	/* blocked or failed rows keep the request open for the next cycle,
 	 * and its due date in the reports */

@@ -350,6 +350,37 @@ INSERT INTO invoices SELECT g, 40 + g % 10, now() - g * interval '1 day' FROM ge
         self.assertEqual(self.sql("SELECT status FROM retention.erasure_requests"), "partial")
         self.assertEqual(self.sql("SELECT count(*) FROM orders WHERE customer_id = 44"), "0")
 
+    def test_erasure_that_fails_on_a_rule_makes_the_run_partial(self):
+        """A rule that fails on a request leaves it pending (the next cycle
+        tries again) and the run says so at once: exit 1, status partial,
+        the request and rule named in runs.error and in the log."""
+        self.sql(self.ERASURE_SCHEMA)
+        self.sql("""
+CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'orders of customer 45 are frozen'; END $$;
+CREATE TRIGGER frozen BEFORE DELETE ON orders FOR EACH ROW
+WHEN (OLD.customer_id = 45) EXECUTE FUNCTION refuse();
+""")
+        conf = self.config(self.ERASURE_RULES)
+        self.init(conf)
+        self.assertExit(self.rd(conf, "erase", "customer:45"), 0)
+        proc = self.rd(conf, "run")
+        self.assertExit(proc, 1)
+        self.assertOutput(proc, r'erasure request 1 \(customer:45\): rule "orders" '
+                                r'failed: .*frozen')
+        self.assertEqual(self.sql("SELECT status FROM retention.erasure_requests"), "pending")
+        self.assertEqual(self.sql("SELECT count(*) FROM orders WHERE customer_id = 45"), "5")
+        status, error = self.sql("SELECT status, error FROM retention.runs "
+                                 "ORDER BY id DESC LIMIT 1").split("|", 1)
+        self.assertEqual(status, "partial")
+        self.assertIn('erasure request 1: rule "orders"', error)
+        # the cause gone, the next cycle finishes the request
+        self.sql("DROP TRIGGER frozen ON orders")
+        self.assertExit(self.rd(conf, "run"), 0)
+        self.assertEqual(self.sql("SELECT status FROM retention.erasure_requests"), "partial")
+        self.assertEqual(self.sql("SELECT count(*) FROM orders WHERE customer_id = 45"), "0")
+        self.assertExit(self.rd(conf, "verify"), 0)
+
     def test_due_date_is_one_calendar_month_later(self):
         self.sql(self.ERASURE_SCHEMA)
         conf = self.config(self.ERASURE_RULES)
