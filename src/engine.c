@@ -362,7 +362,10 @@ work_target(struct cycle *c, struct rule_sql *rs, size_t ti,
 		if (last)
 			break;
 		limit = adapt(limit, elapsed, &r->limits);
-		sleep_ms((double)duration_ms(&r->limits.pause));
+		/* never past max_runtime, however long the configured pause */
+		double pause = (double)duration_ms(&r->limits.pause);
+		double left = fmin(c->deadline_ms, rule_deadline) - mono_ms();
+		sleep_ms(fmin(pause, left));
 	}
 	if (short_wait)
 		(void)set_lock_wait(c, false);

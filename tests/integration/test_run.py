@@ -333,6 +333,27 @@ INSERT INTO people VALUES
         self.assertEqual(self.sql("SELECT count(*) FROM events"), "6000")
         self.assertEqual(self.audit_rows(), 4000)
 
+    def test_long_pause_ends_at_max_runtime(self):
+        """A pause between batches longer than what is left of max_runtime
+        is cut at max_runtime: the run ends on time, with the batches it
+        did audited, and the next run goes on."""
+        self.seed_events()
+        conf = self.config(self.EVENTS_RULE.replace(
+            'retain = "2 days";',
+            'retain = "2 days"; batch_size = 10; pause = "1 hour";'
+            ' max_runtime = "2s";'))
+        self.init_db(conf)
+        t0 = time.monotonic()
+        proc = self.rd(conf, "run", timeout=60)
+        self.assertExit(proc, 0)
+        self.assertLess(time.monotonic() - t0, 20)
+        self.assertOutput(proc, r"max_runtime reached", stream="stdout")
+        first = self.audit_rows()
+        self.assertGreater(first, 0)
+        self.assertLess(first, 40)
+        self.assertEqual(self.sql("SELECT count(*) FROM events WHERE payload LIKE 'old%'"),
+                         str(40 - first))
+
     def test_row_locked_by_another_session_is_skipped_not_waited_on(self):
         self.seed_events()
         conf = self.config(self.EVENTS_RULE)
