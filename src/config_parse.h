@@ -48,6 +48,7 @@ struct cfg_ctx {
 #define CFG_DUR_FIXED 1		/* months and years are refused */
 #define CFG_DUR_POSITIVE 2	/* zero is refused */
 #define CFG_DUR_PG_TIMEOUT 4	/* at most INT_MAX ms, PostgreSQL's limit */
+#define CFG_DUR_RETENTION 8	/* at most 1000 years */
 
 /* Longest identifier PostgreSQL keeps (NAMEDATALEN - 1). */
 #define CFG_NAME_MAX 63

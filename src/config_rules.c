@@ -279,7 +279,8 @@ rule_key(struct cfg_ctx *c, const config_setting_t *s, struct rule *r,
 	} else if (strcmp(k, "retain") == 0) {
 		seen->retain = s;
 		r->lines.retain = cfg_line(s);
-		(void)cfg_duration(c, s, CFG_DUR_POSITIVE, &r->retain);
+		(void)cfg_duration(c, s, CFG_DUR_POSITIVE | CFG_DUR_RETENTION,
+				   &r->retain);
 	} else if (strcmp(k, "action") == 0) {
 		seen->action = s;
 		r->lines.action = cfg_line(s);

@@ -383,6 +383,15 @@ cfg_duration(struct cfg_ctx *c, const config_setting_t *s, int flags,
 			  INT_MAX);
 		return false;
 	}
+	/* PostgreSQL's timestamps end in 294276 AD: a longer retention
+	 * would fail at run time as "timestamp out of range" */
+	if ((flags & CFG_DUR_RETENTION) &&
+	    (d.unit == DUR_YEAR ? d.amount > 1000
+	     : d.unit == DUR_MONTH ? d.amount > 12000
+	     : duration_ms(&d) > 365250LL * 24 * 60 * 60 * 1000)) {
+		cfg_error(c, s, "\"%s\" must be at most 1000 years", name);
+		return false;
+	}
 	*out = d;
 	return true;
 }

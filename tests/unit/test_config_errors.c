@@ -304,6 +304,14 @@ static const struct error_case {
 	 DB "rules = ( {\n name = \"r\"; policy = \"p\"; table = \"t\";\n"
 	 " age_column = \"c\";\n retain = \"0 days\"; } );\n", 5,
 	 "\"retain\" must be greater than zero", NULL},
+	{"retain beyond PostgreSQL's timestamps",
+	 DB "rules = ( {\n name = \"r\"; policy = \"p\"; table = \"t\";\n"
+	 " age_column = \"c\";\n retain = \"300000 years\"; } );\n", 5,
+	 "\"retain\" must be at most 1000 years", NULL},
+	{"retain of more than 1000 years in days",
+	 DB "rules = ( {\n name = \"r\"; policy = \"p\"; table = \"t\";\n"
+	 " age_column = \"c\";\n retain = \"400000 days\"; } );\n", 5,
+	 "\"retain\" must be at most 1000 years", NULL},
 	{"table with three parts",
 	 DB "rules = ( {\n name = \"r\"; policy = \"p\"; retain = \"1d\";\n"
 	 " age_column = \"c\";\n table = \"db.s.t\"; } );\n", 5,
