@@ -79,16 +79,34 @@ table(PGconn *conn, const char *schema, const char *name)
 	return db_qualified(conn, schema, name);
 }
 
+/*
+ * Each run row is locked, from the statement that inserts it, by an
+ * advisory lock of the session that works on it (keyed by schema and id),
+ * until runlog_finish or the end of the session. A row still "running"
+ * whose lock is free belongs to a process that died; a plan (which does
+ * not take the instance lock) or a run of another schema's instance keeps
+ * its lock and is left alone. PARAM is the schema's parameter number.
+ */
+#define RUN_ROW_KEY(param) \
+	"hashtextextended('retentiond/run/' || " param "::text || '/' || id, 0)"
+
 long long
 runlog_mark_stale(PGconn *conn, const char *schema, char **err)
 {
 	char *t = table(conn, schema, "runs");
 	char *sql = xasprintf(
-		"UPDATE %s SET status = 'interrupted',"
+		/* the lock is tried on running rows only: trying it on every
+		 * row of a years-long history would fill the lock table */
+		"WITH running AS MATERIALIZED (SELECT id FROM %s"
+		"  WHERE status = 'running'),"
+		" dead AS MATERIALIZED (SELECT id FROM running"
+		"  WHERE pg_try_advisory_xact_lock(%s))"
+		" UPDATE %s SET status = 'interrupted',"
 		" finished_at = coalesce(finished_at, now()),"
 		" error = coalesce(error, 'the process ended before the run was finished')"
-		" WHERE status = 'running'", t);
-	PGresult *res = db_query(conn, sql, 0, NULL, err);
+		" WHERE id IN (SELECT id FROM dead)", t, RUN_ROW_KEY("$1"), t);
+	const char *p[] = { schema };
+	PGresult *res = db_query(conn, sql, 1, p, err);
 	free(sql);
 	free(t);
 	if (!res)
@@ -113,9 +131,10 @@ runlog_begin(PGconn *conn, const char *schema, const char *command,
 	char *t = table(conn, schema, "runs");
 	char *sql = xasprintf(
 		"INSERT INTO %s (host, command, status, config_sha256, pid)"
-		" VALUES ($1, $2, 'running', $3, $4) RETURNING id", t);
-	const char *p[] = { host, command, config_sha256, pid };
-	PGresult *res = db_query(conn, sql, 4, p, err);
+		" VALUES ($1, $2, 'running', $3, $4)"
+		" RETURNING id, pg_advisory_lock(%s)", t, RUN_ROW_KEY("$5"));
+	const char *p[] = { host, command, config_sha256, pid, schema };
+	PGresult *res = db_query(conn, sql, 5, p, err);
 	free(sql);
 	free(t);
 	if (!res)
@@ -135,9 +154,11 @@ runlog_finish(PGconn *conn, const char *schema, long long run_id,
 	char *t = table(conn, schema, "runs");
 	char *sql = xasprintf(
 		"UPDATE %s SET status = $2, finished_at = now(), error = $3,"
-		" summary = $4::jsonb WHERE id = $1", t);
-	const char *p[] = { id, run_status_name(status), error, summary_json };
-	PGresult *res = db_query(conn, sql, 4, p, err);
+		" summary = $4::jsonb WHERE id = $1"
+		" RETURNING pg_advisory_unlock(%s)", t, RUN_ROW_KEY("$5"));
+	const char *p[] = { id, run_status_name(status), error, summary_json,
+			    schema };
+	PGresult *res = db_query(conn, sql, 5, p, err);
 	free(sql);
 	free(t);
 	if (!res)

@@ -36,8 +36,9 @@ enum lock_result runlog_lock(PGconn *conn, const char *schema,
 			     int *holder_pid, char **err) MUSTCHECK;
 void runlog_unlock(PGconn *conn, const char *schema);
 
-/* Runs left "running" by a process that died: only call with the lock
- * held, when no other instance can be running. Returns how many. */
+/* Runs left "running" by a process that died (their session's lock on
+ * the row is gone; a plan still working keeps its own): call with the
+ * instance lock held. Returns how many. */
 long long runlog_mark_stale(PGconn *conn, const char *schema, char **err);
 
 bool runlog_begin(PGconn *conn, const char *schema, const char *command,

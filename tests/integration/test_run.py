@@ -333,6 +333,35 @@ INSERT INTO people VALUES
         self.assertEqual(self.sql("SELECT count(*) FROM events"), "6000")
         self.assertEqual(self.audit_rows(), 4000)
 
+    def test_stale_runs_are_marked_but_a_live_plan_is_not(self):
+        """A run marks the "running" rows of dead processes interrupted, but
+        not the row of a plan still working (a plan takes no instance
+        lock): each row is locked by the session working on it."""
+        self.seed_events()
+        conf = self.config(self.EVENTS_RULE)
+        self.init_db(conf)
+        live, dead = self.sql(
+            "INSERT INTO retention.runs (host, command, status) VALUES"
+            " ('h', 'plan', 'running'), ('h', 'run', 'running')"
+            " RETURNING id").split()
+        holder = self.background_psql(
+            "SELECT pg_advisory_lock(hashtextextended("
+            f"'retentiond/run/retention/{live}', 0));")
+        self.assertExit(self.rd(conf, "run"), 0)
+        self.assertEqual(self.sql(f"SELECT status FROM retention.runs WHERE id = {live}"),
+                         "running")
+        self.assertEqual(self.sql(f"SELECT status FROM retention.runs WHERE id = {dead}"),
+                         "interrupted")
+        self.assertEqual(self.sql("SELECT count(*) FROM retention.runs"
+                                  " WHERE status = 'running'"), "1")
+        holder.stdin.close()
+        holder.wait(timeout=10)
+        self.assertExit(self.rd(conf, "run"), 0)
+        self.assertEqual(self.sql(f"SELECT status FROM retention.runs WHERE id = {live}"),
+                         "interrupted")
+        self.assertEqual(self.sql("SELECT count(*) FROM retention.runs"
+                                  " WHERE status = 'running'"), "0")
+
     def test_long_pause_ends_at_max_runtime(self):
         """A pause between batches longer than what is left of max_runtime
         is cut at max_runtime: the run ends on time, with the batches it
