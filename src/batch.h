@@ -54,6 +54,7 @@ struct batch_target {
 	char *bound;		/* batch_run_range's statements, or NULL */
 	char *range;		/* ... up to an age */
 	char *range_last;	/* ... to the end of what is due */
+	char *swept;		/* where the last range batch began */
 };
 
 struct rule_sql {
