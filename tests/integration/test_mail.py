@@ -15,10 +15,12 @@ import email.utils
 import os
 import re
 import socket
+import ssl
 import threading
 import time
 
-from harness import IntegrationTest, SmtpServer, main, write_config, write_secret
+from harness import (IntegrationTest, SmtpServer, main, make_cert, write_config,
+                     write_secret)
 
 PASSWORD = "s3cret-smtp"
 WRONG_PASSWORD = "wrong-Pa55word-do-not-log"
@@ -52,6 +54,74 @@ class StallingServer:
         self.sock.close()
         for c in self.conns:
             c.close()
+
+
+class ClosingServer:
+    """Speaks SMTP with STARTTLS (trusted with cafile=self.cert) and AUTH
+    up to DATA, reads part of the message, then drops the connection: a
+    server that dies, or a network that breaks, in the middle of a mail."""
+
+    def __init__(self, directory):
+        self.cert, key = make_cert(directory)
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(self.cert, key)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.dropped = 0        # connections dropped after some message bytes
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        try:
+            conn.settimeout(10)
+            f = conn.makefile("rwb")
+            say = lambda line: (f.write(line.encode() + b"\r\n"), f.flush())
+            say("220 localhost ESMTP closing-server")
+            while True:
+                line = f.readline()
+                if not line:
+                    return
+                verb = line.split(b" ")[0].strip().upper()
+                if verb in (b"EHLO", b"HELO"):
+                    tls = isinstance(conn, ssl.SSLSocket)
+                    say("250-localhost")
+                    say("250 AUTH PLAIN" if tls else "250 STARTTLS")
+                elif verb == b"STARTTLS":
+                    say("220 go ahead")
+                    f.close()
+                    conn = self.ctx.wrap_socket(conn, server_side=True)
+                    f = conn.makefile("rwb")
+                elif verb == b"AUTH":
+                    if len(line.split()) < 3:     # no initial response
+                        say("334 ")
+                        f.readline()
+                    say("235 2.7.0 accepted")
+                elif verb in (b"MAIL", b"RCPT"):
+                    say("250 OK")
+                elif verb == b"DATA":
+                    say("354 go on")
+                    if f.read(200):
+                        self.dropped += 1
+                    return          # gone, mid-message
+                else:
+                    say("502 no")
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            conn.close()
+
+    def stop(self):
+        self.sock.close()
 
 
 class MailTest(IntegrationTest):
@@ -268,6 +338,21 @@ SELECT now() - interval '1 hour', g % 10 FROM generate_series(1, {fresh}) g;
         self.assertLess(elapsed, 12)
         self.assertTrue(stall.conns, "retentiond never connected")
         self.assert_kept_then_delivered(proc, r".*[Tt]ime.*out.*", self.config())
+
+    def test_server_closing_mid_message_keeps_the_mail(self):
+        self.seed_events()
+        closing = ClosingServer(self.tmp)
+        self.addCleanup(closing.stop)
+        conf = self.config(url=f"smtp://127.0.0.1:{closing.port}",
+                           cafile=closing.cert)
+        self.init(conf)
+        proc = self.rd(conf, "run")
+        self.assertEqual(closing.dropped, 1, "the server never saw the message start: " + proc.stderr)
+        self.assertEqual(self.sql("SELECT count(*) FROM events"), "60")
+        # the run's own work is done and counted; the mail waits
+        self.assertOutput(proc, r"run 1: ok", stream="stdout")
+        self.assert_kept_then_delivered(
+            proc, r".*(reset|closed|[Ff]ailure|receiv|send).*", self.config())
 
     # --- TLS is never given up ----------------------------------------------------
 
