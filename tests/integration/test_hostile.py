@@ -555,15 +555,21 @@ INSERT INTO ev SELECT g, now() - interval '3 days' FROM generate_series(1, 10) g
             conf = self.config(f"""{{ name = "ev"; policy = "p"; table = "ev";
   age_column = "at"; retain = "{retain}"; max_fraction = 1.0; }}""")
             case(f"retain = \"{retain}\" (beyond PostgreSQL's interval or "
-                 "timestamp range)")
-            self.init_db(conf)
-            for cmd in ("plan", "run"):
+                 "timestamp range): refused by check with its line")
+            for cmd in ("check", "plan", "run"):
                 proc = self.rd(conf, cmd)
                 self.assertNoCrash(proc)
-                if proc.returncode != 0:
-                    self.assertRegex(proc.stdout + proc.stderr,
-                                     r"out of range|too large|retain")
+                self.assertExit(proc, 2)
+                self.assertOutput(proc, r'retentiond\.conf:\d+: rule "ev": '
+                                        r'"retain" (must be at most 1000 years|'
+                                        r': duration is too large)')
             self.assertEqual(self.sql("SELECT count(*) FROM ev"), "10")
+        conf = self.config("""{ name = "ev"; policy = "p"; table = "ev";
+  age_column = "at"; retain = "1000 years"; max_fraction = 1.0; }""")
+        case('retain = "1000 years", the longest allowed: nothing is due')
+        self.init_db(conf)
+        self.assertExit(self.rd(conf, "run"), 0)
+        self.assertEqual(self.sql("SELECT count(*) FROM ev"), "10")
 
         case("statement_timeout beyond PostgreSQL's integer range: refused "
              "by check, not at connect time")
