@@ -30,8 +30,9 @@ NASTY_POLICY = ('Kept ≤ 30 days, "then" <script>alert(1)</script>,'
                 '\r\nBcc: evil@example.com\n.\n..two dots\nlast line')
 
 
-class StallingServer:
-    """Accepts TCP connections and never says a word."""
+class LoopbackServer:
+    """A TCP server on 127.0.0.1 that hands each connection to handle()
+    in a thread of its own."""
 
     def __init__(self):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -39,8 +40,7 @@ class StallingServer:
         self.sock.listen(8)
         self.port = self.sock.getsockname()[1]
         self.conns = []
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
+        threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
         while True:
@@ -49,6 +49,10 @@ class StallingServer:
             except OSError:
                 return
             self.conns.append(conn)
+            threading.Thread(target=self.handle, args=(conn,), daemon=True).start()
+
+    def handle(self, conn):
+        pass
 
     def stop(self):
         self.sock.close()
@@ -56,7 +60,11 @@ class StallingServer:
             c.close()
 
 
-class ClosingServer:
+class StallingServer(LoopbackServer):
+    """Accepts TCP connections and never says a word."""
+
+
+class ClosingServer(LoopbackServer):
     """Speaks SMTP with STARTTLS (trusted with cafile=self.cert) and AUTH
     up to DATA, reads part of the message, then drops the connection: a
     server that dies, or a network that breaks, in the middle of a mail."""
@@ -65,23 +73,10 @@ class ClosingServer:
         self.cert, key = make_cert(directory)
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.load_cert_chain(self.cert, key)
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.port = self.sock.getsockname()[1]
         self.dropped = 0        # connections dropped after some message bytes
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
+        super().__init__()
 
-    def _accept(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn):
+    def handle(self, conn):
         try:
             conn.settimeout(10)
             f = conn.makefile("rwb")
@@ -119,9 +114,6 @@ class ClosingServer:
             pass
         finally:
             conn.close()
-
-    def stop(self):
-        self.sock.close()
 
 
 class MailTest(IntegrationTest):
