@@ -45,32 +45,6 @@ base64(struct strbuf *b, const unsigned char *p, size_t n)
 	sb_addn(b, out, 4);
 }
 
-/* Length of the UTF-8 sequence at P (at most LEFT bytes). A byte that
- * starts no valid sequence counts alone, so bad input still makes
- * progress and is carried through unchanged. */
-static size_t
-utf8_len(const unsigned char *p, size_t left)
-{
-	size_t n;
-
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] >= 0xc2 && p[0] <= 0xdf)
-		n = 2;
-	else if (p[0] >= 0xe0 && p[0] <= 0xef)
-		n = 3;
-	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-		n = 4;
-	else
-		return 1;
-	if (n > left)
-		return 1;
-	for (size_t i = 1; i < n; i++)
-		if ((p[i] & 0xc0) != 0x80)
-			return 1;
-	return n;
-}
-
 const char *
 mailmsg_check_value(const char *v)
 {
@@ -118,7 +92,11 @@ mailmsg_encode_header(struct strbuf *b, const char *v, size_t column)
 		size_t take = 0;
 
 		while (take < left) {
-			size_t n = utf8_len(p + take, left - take);
+			/* whole UTF-8 sequences per word; a byte that
+			 * starts none goes alone, carried through as is */
+			size_t n = utf8_seq_len((const char *)p + take);
+			if (n == 0)
+				n = 1;
 			if (take + n > max_bytes)
 				break;
 			take += n;
