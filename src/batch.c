@@ -875,6 +875,20 @@ batch_lock_timeout(PGconn *conn, const char *value, char **err)
 }
 
 bool
+batch_wal_position(PGconn *conn, long long *pos, char **err)
+{
+	PGresult *res = db_query(conn,
+		"SELECT pg_catalog.pg_wal_lsn_diff("
+		"pg_catalog.pg_current_wal_insert_lsn(), '0/0')::bigint",
+		0, NULL, err);
+	if (!res)
+		return false;
+	*pos = atoll(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return true;
+}
+
+bool
 batch_async_commit(PGconn *conn, bool on, char **err)
 {
 	return db_exec(conn, on ? "SET synchronous_commit = off"

@@ -189,4 +189,7 @@ bool batch_lock_timeout(PGconn *conn, const char *value, char **err) MUSTCHECK;
  * session's own synchronous_commit. */
 bool batch_async_commit(PGconn *conn, bool on, char **err) MUSTCHECK;
 
+/* The server's WAL insert position, in bytes (busy.h). */
+bool batch_wal_position(PGconn *conn, long long *pos, char **err) MUSTCHECK;
+
 #endif

@@ -33,6 +33,7 @@ set_defaults(struct config *cfg)
 	cfg->limits.batch_size = 10000;
 	cfg->limits.batch_target = (struct duration){200, DUR_MILLISECOND};
 	cfg->limits.pause = (struct duration){10, DUR_MILLISECOND};
+	cfg->limits.busy_batch_target = (struct duration){3, DUR_MILLISECOND};
 	cfg->limits.max_runtime = (struct duration){1, DUR_HOUR};
 	cfg->limits.max_fraction = 0.5;
 	cfg->mail.tls = MAIL_TLS_STARTTLS;

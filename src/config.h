@@ -68,6 +68,7 @@ struct limits {
 	int64_t batch_size;		/* 1 .. 10,000,000 */
 	struct duration batch_target;	/* fixed unit, > 0 */
 	struct duration pause;		/* fixed unit, >= 0 */
+	struct duration busy_batch_target; /* fixed unit, >= 0; 0: off */
 	struct duration max_runtime;	/* fixed unit, > 0 */
 	double max_fraction;		/* (0, 1] */
 };

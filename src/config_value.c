@@ -434,6 +434,7 @@ cfg_group(struct cfg_ctx *c, const config_setting_t *s)
 
 const char *const cfg_limit_keys[CFG_N_LIMIT_KEYS] = {
 	"batch_size", "batch_target", "pause", "max_runtime", "max_fraction",
+	"busy_batch_target",
 };
 
 static bool
@@ -476,6 +477,8 @@ cfg_limit_key(struct cfg_ctx *c, const config_setting_t *s, struct limits *l)
 				   &l->batch_target);
 	else if (strcmp(k, "pause") == 0)
 		(void)cfg_duration(c, s, CFG_DUR_FIXED, &l->pause);
+	else if (strcmp(k, "busy_batch_target") == 0)
+		(void)cfg_duration(c, s, CFG_DUR_FIXED, &l->busy_batch_target);
 	else if (strcmp(k, "max_runtime") == 0)
 		(void)cfg_duration(c, s, CFG_DUR_FIXED | CFG_DUR_POSITIVE,
 				   &l->max_runtime);

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "batch.h"
+#include "busy.h"
 #include "db.h"
 #include "erasure.h"
 #include "log.h"
@@ -128,21 +129,22 @@ rule_selected(const struct engine_options *opt, const struct rule *r)
 	return false;
 }
 
-/* Next batch size: aim for batch_target, but change by at most a factor of
- * two per batch so one slow batch (a checkpoint, a lock) does not swing it. */
+/* Next batch size: aim for TARGET_MS, but change by at most a factor of
+ * two per batch so one slow batch (a checkpoint, a lock) does not swing it;
+ * never below FLOOR rows. */
 static long long
-adapt(long long limit, double elapsed_ms, const struct limits *l)
+adapt(long long limit, double elapsed_ms, double target_ms, long long first,
+      long long floor)
 {
-	double target = (double)duration_ms(&l->batch_target);
-	double want = (double)limit * target / (elapsed_ms > 1 ? elapsed_ms : 1);
+	double want = (double)limit * target_ms / (elapsed_ms > 1 ? elapsed_ms : 1);
 	if (want > (double)limit * 2)
 		want = (double)limit * 2;
 	if (want < (double)limit / 2)
 		want = (double)limit / 2;
-	long long ceiling = l->batch_size * 10;
+	long long ceiling = first * 10;
 	if (want > (double)ceiling)
 		want = (double)ceiling;
-	return want < 1 ? 1 : (long long)want;
+	return want < (double)floor ? floor : (long long)want;
 }
 
 /* now() - retain [- one schedule interval, for the compliance verdict] */
@@ -215,12 +217,49 @@ set_lock_wait(struct cycle *c, bool short_wait)
 	return false;
 }
 
+/* The WAL insert position, or -1 when it could not be read (then nobody
+ * is taken to be writing). */
+static long long
+wal_position(struct cycle *c)
+{
+	long long pos;
+	char *err = NULL;
+	if (batch_wal_position(c->conn, &pos, &err))
+		return pos;
+	log_debug("could not read the WAL position: %s", err);
+	free(err);
+	return -1;
+}
+
+/* Pause between batches; while pausing, watch whether others write WAL
+ * (busy.h). Returns whether retentiond should be gentle now. */
+static bool
+pause_and_watch(struct cycle *c, const struct rule *r, struct busy *busy,
+		bool watch, double rule_deadline)
+{
+	/* never past max_runtime, however long the configured pause */
+	double pause = (double)duration_ms(&r->limits.pause);
+	double left = fmin(c->deadline_ms, rule_deadline) - mono_ms();
+	long long before = watch ? wal_position(c) : -1;
+	sleep_ms(fmin(pause, left));
+	if (before >= 0) {
+		long long after = wal_position(c);
+		if (after >= 0)
+			return busy_observe(busy, after - before, mono_ms());
+	}
+	return busy_now(busy, mono_ms());
+}
+
 /* Work through one target until nothing is due, or time, a stop or an
  * error ends it. Returns the outcome for this target.
  *
  * Batches go by age range (batch_run_range) when the target has an age
  * index; a batch that meets a row locked by someone else, or whose rows
- * all share one age, is redone row by row with SKIP LOCKED (batch_run). */
+ * all share one age, is redone row by row with SKIP LOCKED (batch_run).
+ *
+ * While other sessions write, batches aim for busy_batch_target instead of
+ * batch_target and commit synchronously, so a commit of theirs never waits
+ * for much of retentiond's WAL to reach disk (busy.h). */
 static enum rule_outcome
 work_target(struct cycle *c, struct rule_sql *rs, size_t ti,
 	    struct rule_result *rr, double rule_deadline)
@@ -234,6 +273,17 @@ work_target(struct cycle *c, struct rule_sql *rs, size_t ti,
 	bool by_range = rs->targets[ti].range != NULL;
 	bool short_wait = false;	/* the session's lock_timeout now */
 	bool by_row_once = false;	/* redo this batch with batch_run */
+	struct busy busy = { 0 };
+	bool gentle = false;		/* others write: short, flushed batches */
+	bool told = false;		/* the log said so once */
+	double target = (double)duration_ms(&r->limits.batch_target);
+	double busy_target = (double)duration_ms(&r->limits.busy_batch_target);
+	bool watch = busy_target > 0 && busy_target < target;
+	/* a commit and its round trips cost a millisecond or two whatever
+	 * the batch's size: below this many rows a short target would
+	 * shrink batches to single rows and slow retentiond to a crawl */
+	long long busy_floor = r->limits.batch_size < BUSY_MIN_ROWS
+		? r->limits.batch_size : BUSY_MIN_ROWS;
 
 	if (rs->cascades)
 		detail = xasprintf("{\"cascade\": %s}", rs->cascades);
@@ -248,6 +298,7 @@ work_target(struct cycle *c, struct rule_sql *rs, size_t ti,
 		log_debug("rule \"%s\": synchronous_commit stays on: %s", r->name,
 			  err0);
 		free(err0);
+		err0 = NULL;
 	}
 	for (;;) {
 		if (stop_requested(c)) {
@@ -361,11 +412,35 @@ work_target(struct cycle *c, struct rule_sql *rs, size_t ti,
 		}
 		if (last)
 			break;
-		limit = adapt(limit, elapsed, &r->limits);
-		/* never past max_runtime, however long the configured pause */
-		double pause = (double)duration_ms(&r->limits.pause);
-		double left = fmin(c->deadline_ms, rule_deadline) - mono_ms();
-		sleep_ms(fmin(pause, left));
+		limit = adapt(limit, elapsed, gentle ? busy_target : target,
+			      r->limits.batch_size, gentle ? busy_floor : 1);
+		bool want = pause_and_watch(c, r, &busy, watch, rule_deadline);
+		if (want == gentle)
+			continue;
+		gentle = want;
+		if (gentle) {
+			if (!told)
+				log_info("rule \"%s\" (%s): other sessions are "
+					 "writing; batches of about %.0f ms, each "
+					 "flushed at its commit, while they do",
+					 r->name, rs->targets[ti].name, busy_target);
+			told = true;
+			long long l = (long long)((double)limit * busy_target / target);
+			limit = l > busy_floor ? l : busy_floor;
+			if (async && batch_async_commit(c->conn, false, &err0))
+				async = false;
+		} else {
+			log_debug("rule \"%s\" (%s): nobody else is writing; "
+				  "batches of about %.0f ms again", r->name,
+				  rs->targets[ti].name, target);
+			async = batch_async_commit(c->conn, true, &err0);
+		}
+		if (err0) {
+			log_debug("rule \"%s\": synchronous_commit: %s", r->name,
+				  err0);
+			free(err0);
+			err0 = NULL;
+		}
 	}
 	if (short_wait)
 		(void)set_lock_wait(c, false);

@@ -383,6 +383,77 @@ INSERT INTO people VALUES
         self.assertEqual(self.sql("SELECT count(*) FROM events WHERE payload LIKE 'old%'"),
                          str(40 - first))
 
+    # --- yielding to the application's writes ----------------------------------
+
+    def many_expired(self, n=30000):
+        self.seed_events(expired=n, fresh=10)
+        # no autovacuum: its WAL would count as someone else writing
+        self.sql("ALTER TABLE events SET (autovacuum_enabled = false);")
+
+    def run_while_writing(self, conf):
+        """`run` while another session commits a small insert every
+        millisecond or so."""
+        self.sql("CREATE TABLE noise (id serial, t text);")
+        writer = self.background_psql("SELECT 1;")
+        writer.stdin.write(
+            "DO $$ BEGIN FOR i IN 1..200000 LOOP"
+            " INSERT INTO noise (t) VALUES (repeat('x', 200)); COMMIT;"
+            " PERFORM pg_sleep(0.001); END LOOP; END $$;\n")
+        writer.stdin.flush()
+        deadline = time.monotonic() + 10
+        while int(self.sql("SELECT count(*) FROM noise")) == 0:
+            self.assertLess(time.monotonic(), deadline, "the writer did not start")
+            time.sleep(0.05)
+        try:
+            return self.rd(conf, "run", timeout=120)
+        finally:
+            writer.kill()
+            writer.communicate(timeout=10)
+
+    def test_batches_shrink_and_flush_while_others_write(self):
+        """Another session committing writes while retentiond works: its
+        batches aim for busy_batch_target (so the application's commits
+        do not wait behind a big batch's WAL), and nothing is lost."""
+        self.many_expired()
+        conf = self.config(self.EVENTS_RULE, "limits: { max_fraction = 1.0; };")
+        self.init_db(conf)
+        proc = self.run_while_writing(conf)
+        self.assertExit(proc, 0)
+        self.assertOutput(proc, r"other sessions are writing; batches of about 3 ms")
+        self.assertEqual(self.sql("SELECT count(*) FROM events WHERE payload LIKE 'old%'"), "0")
+        self.assertEqual(self.audit_rows(), 30000)
+        # the first batch (10000 rows) ran before anyone was seen; then
+        # batches of 1000 rows (BUSY_MIN_ROWS): 3 ms is below what a
+        # commit costs
+        batches, small = self.sql(
+            "SELECT count(*), count(*) FILTER (WHERE rows <= 2000)"
+            " FROM retention.actions").split("|")
+        self.assertGreaterEqual(int(small), 5, f"{batches} batches, {small} small")
+        self.assertExit(self.rd(conf, "verify"), 0)
+
+    def test_alone_batches_stay_large(self):
+        """Nobody else writing: no slowing down, the batches grow toward
+        batch_target."""
+        self.many_expired()
+        conf = self.config(self.EVENTS_RULE, "limits: { max_fraction = 1.0; };")
+        self.init_db(conf)
+        proc = self.rd(conf, "run", timeout=120)
+        self.assertExit(proc, 0)
+        self.assertNoOutput(proc, r"other sessions are writing")
+        self.assertEqual(self.audit_rows(), 30000)
+        self.assertLessEqual(int(self.sql("SELECT count(*) FROM retention.actions")), 3)
+
+    def test_busy_batch_target_zero_does_not_watch(self):
+        self.many_expired()
+        conf = self.config(self.EVENTS_RULE, 'limits: { max_fraction = 1.0;'
+                           ' busy_batch_target = "0ms"; };')
+        self.init_db(conf)
+        proc = self.run_while_writing(conf)
+        self.assertExit(proc, 0)
+        self.assertNoOutput(proc, r"other sessions are writing")
+        self.assertEqual(self.audit_rows(), 30000)
+        self.assertLessEqual(int(self.sql("SELECT count(*) FROM retention.actions")), 3)
+
     def test_row_locked_by_another_session_is_skipped_not_waited_on(self):
         self.seed_events()
         conf = self.config(self.EVENTS_RULE)

@@ -86,7 +86,7 @@ static const char full_config[] =
 	"schedule: { interval = \"30 min\"; window = \"22:30-05:00\"; };\n"
 	"limits: {\n"
 	"  batch_size = 5000; batch_target = \"250ms\"; pause = \"0ms\";\n"
-	"  max_runtime = \"2h\"; max_fraction = 0.25;\n"
+	"  max_runtime = \"2h\"; max_fraction = 0.25; busy_batch_target = \"0ms\";\n"
 	"};\n"
 	"pseudonym_key_file = \"/etc/retentiond/pseudonym.key\";\n"
 	"mail: {\n"
@@ -111,7 +111,7 @@ static const char full_config[] =
 	"    age_column = \"requested_at\";\n"
 	"    retain = \"24 hours\";\n"
 	"    action = \"delete\";\n"
-	"    batch_size = 500; pause = \"1s\";\n"
+	"    batch_size = 500; pause = \"1s\"; busy_batch_target = \"25ms\";\n"
 	"    partitions = \"detach\";\n"
 	"  },\n"
 	"  {\n"						/* line 40 */
@@ -182,6 +182,7 @@ test_full_config_loads_every_key(void **state)
 	assert_int_equal(cfg.limits.batch_size, 5000);
 	assert_int_equal(duration_ms(&cfg.limits.batch_target), 250);
 	assert_int_equal(duration_ms(&cfg.limits.pause), 0);
+	assert_int_equal(duration_ms(&cfg.limits.busy_batch_target), 0);
 	assert_int_equal(duration_ms(&cfg.limits.max_runtime), 7200000);
 	assert_true(cfg.limits.max_fraction == 0.25);
 
@@ -222,6 +223,7 @@ test_full_config_loads_every_key(void **state)
 	/* overrides, and the rest copied from the global limits */
 	assert_int_equal(r->limits.batch_size, 500);
 	assert_int_equal(duration_ms(&r->limits.pause), 1000);
+	assert_int_equal(duration_ms(&r->limits.busy_batch_target), 25);
 	assert_int_equal(duration_ms(&r->limits.batch_target), 250);
 	assert_int_equal(duration_ms(&r->limits.max_runtime), 7200000);
 	assert_true(r->limits.max_fraction == 0.25);
@@ -358,6 +360,7 @@ test_omitted_keys_take_the_documented_defaults(void **state)
 	assert_int_equal(cfg.limits.batch_size, 10000);
 	assert_int_equal(duration_ms(&cfg.limits.batch_target), 200);
 	assert_int_equal(duration_ms(&cfg.limits.pause), 10);
+	assert_int_equal(duration_ms(&cfg.limits.busy_batch_target), 3);
 	assert_int_equal(duration_ms(&cfg.limits.max_runtime), 3600000);
 	assert_true(cfg.limits.max_fraction == 0.5);
 	assert_false(cfg.mail.configured);

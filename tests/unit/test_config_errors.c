@@ -120,6 +120,12 @@ static const struct error_case {
 	{"month in batch_target", DB "limits: { batch_target = \"1 month\"; };\n"
 	 RULES, 2, "\"batch_target\": months and years have no fixed length; "
 	 "use days", NULL},
+	{"month in busy_batch_target",
+	 DB "limits: { busy_batch_target = \"1 month\"; };\n" RULES, 2,
+	 "\"busy_batch_target\": months and years have no fixed length", NULL},
+	{"busy_batch_target as a number",
+	 DB "limits: { busy_batch_target = 5; };\n" RULES, 2,
+	 "\"busy_batch_target\" must be a duration string", NULL},
 	{"zero batch_target", DB "limits: { batch_target = \"0ms\"; };\n" RULES,
 	 2, "\"batch_target\" must be greater than zero", NULL},
 	{"zero max_runtime", DB "limits: { max_runtime = \"0 s\"; };\n" RULES,
