@@ -250,6 +250,40 @@ pause_and_watch(struct cycle *c, const struct rule *r, struct busy *busy,
 	return busy_now(busy, mono_ms());
 }
 
+/* Into (GENTLE) or out of the short, flushed batches for others'
+ * writes: commits synchronous while gentle. ASYNC: whether the session
+ * commits asynchronously now; returns what it does after. *TOLD: the log
+ * said so already (once per target is enough). */
+static bool
+switch_gentle(struct cycle *c, struct rule_sql *rs, size_t ti, bool gentle,
+	      bool async, bool *told)
+{
+	const struct rule *r = rs->rule;
+	char *err = NULL;
+
+	if (gentle) {
+		if (!*told)
+			log_info("rule \"%s\" (%s): other sessions are writing; "
+				 "batches of about %lld ms, each flushed at its "
+				 "commit, while they do", r->name,
+				 rs->targets[ti].name, (long long)
+				 duration_ms(&r->limits.busy_batch_target));
+		*told = true;
+		if (async && batch_async_commit(c->conn, false, &err))
+			async = false;
+	} else {
+		log_debug("rule \"%s\" (%s): nobody else is writing; batches "
+			  "of about %lld ms again", r->name, rs->targets[ti].name,
+			  (long long)duration_ms(&r->limits.batch_target));
+		async = batch_async_commit(c->conn, true, &err);
+	}
+	if (err) {
+		log_debug("rule \"%s\": synchronous_commit: %s", r->name, err);
+		free(err);
+	}
+	return async;
+}
+
 /* Work through one target until nothing is due, or time, a stop or an
  * error ends it. Returns the outcome for this target.
  *
@@ -275,7 +309,7 @@ work_target(struct cycle *c, struct rule_sql *rs, size_t ti,
 	bool by_row_once = false;	/* redo this batch with batch_run */
 	struct busy busy = { 0 };
 	bool gentle = false;		/* others write: short, flushed batches */
-	bool told = false;		/* the log said so once */
+	bool told = false;		/* the log said so */
 	double target = (double)duration_ms(&r->limits.batch_target);
 	double busy_target = (double)duration_ms(&r->limits.busy_batch_target);
 	bool watch = busy_target > 0 && busy_target < target;
@@ -415,31 +449,14 @@ work_target(struct cycle *c, struct rule_sql *rs, size_t ti,
 		limit = adapt(limit, elapsed, gentle ? busy_target : target,
 			      r->limits.batch_size, gentle ? busy_floor : 1);
 		bool want = pause_and_watch(c, r, &busy, watch, rule_deadline);
-		if (want == gentle)
-			continue;
-		gentle = want;
-		if (gentle) {
-			if (!told)
-				log_info("rule \"%s\" (%s): other sessions are "
-					 "writing; batches of about %.0f ms, each "
-					 "flushed at its commit, while they do",
-					 r->name, rs->targets[ti].name, busy_target);
-			told = true;
-			long long l = (long long)((double)limit * busy_target / target);
-			limit = l > busy_floor ? l : busy_floor;
-			if (async && batch_async_commit(c->conn, false, &err0))
-				async = false;
-		} else {
-			log_debug("rule \"%s\" (%s): nobody else is writing; "
-				  "batches of about %.0f ms again", r->name,
-				  rs->targets[ti].name, target);
-			async = batch_async_commit(c->conn, true, &err0);
-		}
-		if (err0) {
-			log_debug("rule \"%s\": synchronous_commit: %s", r->name,
-				  err0);
-			free(err0);
-			err0 = NULL;
+		if (want != gentle) {
+			gentle = want;
+			async = switch_gentle(c, rs, ti, gentle, async, &told);
+			if (gentle) {
+				long long l = (long long)((double)limit *
+							  busy_target / target);
+				limit = l > busy_floor ? l : busy_floor;
+			}
 		}
 	}
 	if (short_wait)
