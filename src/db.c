@@ -1,8 +1,11 @@
 #include "db.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 
@@ -89,17 +92,41 @@ hide_parameters(PGconn *conn, bool warn)
 	PQclear(res);
 }
 
-PGconn *
-db_connect(const struct config *cfg, char **err)
+static double
+now_ms(void)
 {
-	const char *keys[8];
-	const char *vals[8];
-	char timeout[32];
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+/* poll(2) CONN's socket for reading or WRITING: >0 ready, 0 timed out,
+ * <0 error (errno). */
+static int
+socket_ready(PGconn *conn, bool writing, int timeout_ms)
+{
+	struct pollfd pfd = { .fd = PQsocket(conn),
+			      .events = writing ? POLLOUT : POLLIN };
+	int r;
+	do
+		r = poll(&pfd, 1, timeout_ms);
+	while (r < 0 && errno == EINTR);
+	return r;
+}
+
+static PGconn *configure(PGconn *conn, const struct config *cfg, char **err);
+
+/* The keyword arrays for libpq (at most 5 pairs and the terminator);
+ * TIMEOUT is the caller's buffer for connect_timeout. */
+static void
+connect_params(const struct config *cfg, const char **keys, const char **vals,
+	       char *timeout, size_t timeout_size)
+{
 	int n = 0;
 
 	/* Keywords before "dbname" are defaults the conninfo may override;
 	 * those after it override the conninfo. */
-	snprintf(timeout, sizeof(timeout), "%lld",
+	snprintf(timeout, timeout_size, "%lld",
 		 (long long)(duration_ms(&cfg->database.connect_timeout) + 999) / 1000);
 	keys[n] = "connect_timeout";
 	vals[n++] = timeout;
@@ -113,7 +140,81 @@ db_connect(const struct config *cfg, char **err)
 	}
 	keys[n] = NULL;
 	vals[n] = NULL;
+}
 
+PGconn *
+db_connect_start(const struct config *cfg, char **err)
+{
+	const char *keys[8];
+	const char *vals[8];
+	char timeout[32];
+
+	connect_params(cfg, keys, vals, timeout, sizeof(timeout));
+	PGconn *conn = PQconnectStartParams(keys, vals, 1);
+	if (!conn) {
+		*err = xstrdup("out of memory allocating the connection");
+		return NULL;
+	}
+	if (PQstatus(conn) == CONNECTION_BAD) {
+		*err = db_error(conn, NULL);
+		PQfinish(conn);
+		return NULL;
+	}
+	/* send what can be sent now, so the server starts the backend while
+	 * the caller does other work */
+	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+	while (st == PGRES_POLLING_WRITING && socket_ready(conn, true, 0) > 0)
+		st = PQconnectPoll(conn);
+	if (st == PGRES_POLLING_FAILED) {
+		*err = db_error(conn, NULL);
+		PQfinish(conn);
+		return NULL;
+	}
+	return conn;
+}
+
+PGconn *
+db_connect_finish(PGconn *conn, const struct config *cfg, char **err)
+{
+	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+	double deadline = now_ms() +
+			  (double)duration_ms(&cfg->database.connect_timeout);
+
+	while (PQstatus(conn) != CONNECTION_OK) {
+		if (st == PGRES_POLLING_READING || st == PGRES_POLLING_WRITING) {
+			double left = deadline - now_ms();
+			int r = left > 0 ? socket_ready(conn, st == PGRES_POLLING_WRITING,
+							(int)left + 1) : 0;
+			if (r < 0) {
+				*err = xasprintf("waiting for the server: %s",
+						 strerror(errno));
+				PQfinish(conn);
+				return NULL;
+			}
+			if (r == 0) {
+				*err = xstrdup("timeout expired");
+				PQfinish(conn);
+				return NULL;
+			}
+		}
+		st = PQconnectPoll(conn);
+		if (st == PGRES_POLLING_FAILED) {
+			*err = db_error(conn, NULL);
+			PQfinish(conn);
+			return NULL;
+		}
+	}
+	return configure(conn, cfg, err);
+}
+
+PGconn *
+db_connect(const struct config *cfg, char **err)
+{
+	const char *keys[8];
+	const char *vals[8];
+	char timeout[32];
+
+	connect_params(cfg, keys, vals, timeout, sizeof(timeout));
 	PGconn *conn = PQconnectdbParams(keys, vals, 1);
 	if (!conn) {
 		*err = xstrdup("out of memory allocating the connection");
@@ -124,7 +225,13 @@ db_connect(const struct config *cfg, char **err)
 		PQfinish(conn);
 		return NULL;
 	}
+	return configure(conn, cfg, err);
+}
 
+/* The session every connection gets; closes CONN on failure. */
+static PGconn *
+configure(PGconn *conn, const struct config *cfg, char **err)
+{
 	/* Pin search_path: every object we touch is schema-qualified, and
 	 * nothing may resolve through a schema another role can create
 	 * functions or operators in. Timeouts are set here, not through the

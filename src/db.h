@@ -1,8 +1,8 @@
 /*
- * db: the one database connection. Keyword arrays, never string-built
- * conninfo; a pinned search_path so nothing resolves through a schema an
- * attacker could write to; timeouts from the config; every error carries
- * PQerrorMessage.
+ * db: database connections, all set up alike. Keyword arrays, never
+ * string-built conninfo; a pinned search_path so nothing resolves through
+ * a schema an attacker could write to; timeouts from the config; every
+ * error carries PQerrorMessage.
  */
 #ifndef RETENTIOND_DB_H
 #define RETENTIOND_DB_H
@@ -17,6 +17,14 @@
 /* Connect with cfg->database. On failure returns NULL and sets *err to a
  * malloc'd message (no password in it). */
 PGconn *db_connect(const struct config *cfg, char **err) MUSTCHECK;
+
+/* The same in two steps, so the server can start the session while the
+ * caller works: start sends what it can without waiting; finish waits
+ * (at most connect_timeout) and sets the session up like db_connect.
+ * Both return NULL with *err on failure, having closed the connection. */
+PGconn *db_connect_start(const struct config *cfg, char **err) MUSTCHECK;
+PGconn *db_connect_finish(PGconn *conn, const struct config *cfg,
+			  char **err) MUSTCHECK;
 
 /* Cancel anything running, then close. NULL is fine. */
 void db_close(PGconn *conn);
