@@ -7,6 +7,7 @@
 #include "audit.h"
 #include "db.h"
 #include "log.h"
+#include "pcount.h"
 #include "strbuf.h"
 
 /* The rule's table is range-partitioned on exactly its age column. */
@@ -28,8 +29,8 @@ partitioned_by_age(PGconn *conn, const struct rule_sql *rs, bool *yes,
 }
 
 /* The direct leaf partitions and their upper bounds ("TO ('...')"), with
- * whether the whole range lies before the cutoff; the default partition
- * and MAXVALUE bounds never match. */
+ * whether the whole range lies before the cutoff (the default partition
+ * and MAXVALUE bounds never match), their oids and estimated rows. */
 static PGresult *
 list_partitions(PGconn *conn, const struct rule_sql *rs, const char *cutoff,
 		char **err)
@@ -38,7 +39,7 @@ list_partitions(PGconn *conn, const struct rule_sql *rs, const char *cutoff,
 	return db_query(conn,
 		"SELECT n.nspname, c.relname, b.upper,"
 		"  b.upper IS NOT NULL AND b.upper::timestamptz <= $2::timestamptz,"
-		"  i.inhdetachpending"
+		"  i.inhdetachpending, c.oid, c.reltuples"
 		" FROM pg_inherits i"
 		" JOIN pg_class c ON c.oid = i.inhrelid"
 		" JOIN pg_namespace n ON n.oid = c.relnamespace"
@@ -63,19 +64,6 @@ any_row_fails(PGconn *conn, struct rule_sql *rs, const char *qpart,
 	if (!res)
 		return false;
 	*found = PQgetvalue(res, 0, 0)[0] == 't';
-	PQclear(res);
-	return true;
-}
-
-static bool
-count_rows(PGconn *conn, const char *qpart, long long *rows, char **err)
-{
-	char *sql = xasprintf("SELECT count(*) FROM %s", qpart);
-	PGresult *res = db_query(conn, sql, 0, NULL, err);
-	free(sql);
-	if (!res)
-		return false;
-	*rows = atoll(PQgetvalue(res, 0, 0));
 	PQclear(res);
 	return true;
 }
@@ -128,9 +116,11 @@ rollback(PGconn *conn)
  */
 static bool
 retire_one(PGconn *conn, const struct config *cfg, struct rule_sql *rs,
-	   const char *cutoff, long long run_id, const char *qpart,
-	   struct partition_plan *pp, bool *lock_busy, char **err)
+	   const char *cutoff, long long run_id, struct pcount *pc,
+	   const struct pcount_target *target, struct partition_plan *pp,
+	   bool *lock_busy, char **err)
 {
+	const char *qpart = target->qpart;
 	bool drop = rs->rule->partitions == PARTITIONS_DROP;
 	char *sql = NULL;
 
@@ -143,7 +133,7 @@ retire_one(PGconn *conn, const struct config *cfg, struct rule_sql *rs,
 	free(lock);
 	if (!locked)
 		goto fail;
-	if (!count_rows(conn, qpart, &pp->rows, err))
+	if (!pcount_rows(pc, conn, target, &pp->rows, err))
 		goto fail;
 	sql = drop ? xasprintf("DROP TABLE %s", qpart)
 		   : xasprintf("ALTER TABLE %s DETACH PARTITION %s", rs->qtable,
@@ -225,11 +215,28 @@ partition_retire(PGconn *conn, const struct config *cfg, struct rule_sql *rs,
 	if (!res)
 		return false;
 	bool ok = true;
+	struct pcount pc;
+	pcount_init(&pc, cfg);
+	/* a big partition will be counted over two connections: let the
+	 * second one start while the work before it goes on */
+	for (int i = 0; i < PQntuples(res); i++)
+		if (PQgetvalue(res, i, 3)[0] == 't' &&
+		    atof(PQgetvalue(res, i, 6)) >= PCOUNT_SPLIT_ROWS) {
+			pcount_prepare(&pc);
+			break;
+		}
 	for (int i = 0; i < PQntuples(res) && ok; i++) {
 		bool expired = PQgetvalue(res, i, 3)[0] == 't';
 		bool pending = PQgetvalue(res, i, 4)[0] == 't';
 		char *qpart = db_qualified(conn, PQgetvalue(res, i, 0),
 					   PQgetvalue(res, i, 1));
+		struct pcount_target target = {
+			.oid = PQgetvalue(res, i, 5),
+			.schema = PQgetvalue(res, i, 0),
+			.table = PQgetvalue(res, i, 1),
+			.qpart = qpart,
+			.reltuples = atof(PQgetvalue(res, i, 6)),
+		};
 		char *name = xasprintf("%s.%s", PQgetvalue(res, i, 0),
 				       PQgetvalue(res, i, 1));
 		if (pending && !dry_run) {
@@ -263,12 +270,12 @@ partition_retire(PGconn *conn, const struct config *cfg, struct rule_sql *rs,
 		} else if (*why) {
 			pp->skipped = xstrdup(why);
 		} else if (dry_run) {
-			ok = count_rows(conn, qpart, &pp->rows, err);
+			ok = pcount_rows(&pc, conn, &target, &pp->rows, err);
 		} else {
 			bool busy = false;
 			char *e = NULL;
-			if (retire_one(conn, cfg, rs, cutoff, run_id, qpart, pp,
-				       &busy, &e)) {
+			if (retire_one(conn, cfg, rs, cutoff, run_id, &pc, &target,
+				       pp, &busy, &e)) {
 				out->rows += pp->rows;
 			} else if (busy) {
 				pp->skipped = xasprintf("lock not granted: %s", e);
@@ -281,6 +288,7 @@ partition_retire(PGconn *conn, const struct config *cfg, struct rule_sql *rs,
 		}
 		free(qpart);
 	}
+	pcount_close(&pc);
 	PQclear(res);
 	return ok;
 }

@@ -8,7 +8,7 @@
  * partition with a held subject's rows, or rows the rule's `where` keeps,
  * is left to row batches; so is every partition of a table that other
  * tables reference. Each drop or detach is one transaction: lock, count
- * the rows, drop or detach, and insert the audit row.
+ * the rows (pcount.h), drop or detach, and insert the audit row.
  */
 #ifndef RETENTIOND_PARTITION_H
 #define RETENTIOND_PARTITION_H

@@ -1,6 +1,7 @@
 """Foreign keys, partitioned tables and right-to-erasure requests (SPEC §5)."""
 
 import os
+import re
 import subprocess
 import time
 
@@ -225,6 +226,74 @@ WHERE i.inhparent = 'events'::regclass
                                   " AND customer_id <> 3"), "0")
         self.assertEqual(int(self.sql("SELECT count(*) FROM events WHERE customer_id = 3 "
                                       "AND at < now() - interval '100 days'")) > 0, True)
+
+    def make_big_partition(self):
+        """events_m05 with 3000 more rows: NULLs in customer_id and many
+        rows at every value, vacuumed (its smallest index is then the one
+        on customer_id, which the count is split on), then made to look
+        to the planner like two million rows, the size at which retentiond
+        counts a partition in two halves over two connections."""
+        self.make_monthly()
+        self.sql("""
+CREATE INDEX ON events (customer_id);
+INSERT INTO events (at, customer_id, payload)
+SELECT date_trunc('month', now()) - interval '5 months' + g * interval '10 minutes',
+       CASE WHEN g % 10 = 0 THEN NULL ELSE g % 700 END, 'big'
+FROM generate_series(1, 3000) g;
+VACUUM ANALYZE events_m05;
+UPDATE pg_class SET reltuples = 2000000 WHERE oid = 'events_m05'::regclass;
+""")
+        return int(self.sql("SELECT count(*) FROM events_m05"))
+
+    def dropped_rows(self, name):
+        return self.sql("SELECT rows FROM retention.actions "
+                        f"WHERE target = 'public.{name}' AND action = 'drop_partition'")
+
+    def test_big_partition_is_counted_in_two_halves_exactly(self):
+        rows = self.make_big_partition()
+        conf = self.config(self.partition_rule())
+        self.init(conf)
+        plan = self.rd(conf, "-v", "plan")
+        self.assertExit(plan, 0)
+        self.assertOutput(plan, r'partition "public"\."events_m05": \d+ rows below the '
+                          r"median of customer_id counted over a second connection")
+        proc = self.rd(conf, "-v", "run")
+        self.assertExit(proc, 0)
+        self.assertOutput(proc, r'"events_m05": \d+ rows below the median of customer_id '
+                          r"counted over a second connection, \d+ on the first")
+        self.assertNoOutput(proc, "counting on one|counting it on the first")
+        self.assertEqual(self.dropped_rows("events_m05"), str(rows))
+        # the small partitions were counted in one statement, as before
+        self.assertEqual(len(re.findall("over a second connection", proc.stderr)), 1)
+        self.assertEqual(self.expected_gone(), 0)
+        self.assertExit(self.rd(conf, "verify"), 0)
+
+    def test_big_partition_without_a_second_connection_is_counted_on_one(self):
+        rows = self.make_big_partition()
+        role = "rd_solo_" + self.db[2:20]
+        # a role that may hold one connection: the second is refused
+        self.sql(f"""
+CREATE ROLE {role} LOGIN CONNECTION LIMIT 1;
+GRANT CREATE ON DATABASE {self.db} TO {role};
+ALTER TABLE events OWNER TO {role};
+SELECT format('ALTER TABLE %s OWNER TO {role}', inhrelid::regclass)
+FROM pg_inherits WHERE inhparent = 'events'::regclass \\gexec
+""")
+        self.addCleanup(lambda: self.cluster.psql(
+            f"REASSIGN OWNED BY {role} TO postgres; DROP OWNED BY {role}; "
+            f"DROP ROLE {role};", dbname=self.db))
+        conf = write_config(self.tmp, f"""
+database: {{ conninfo = "{self.cluster.conninfo(self.db, user=role)}"; }};
+rules = ( {self.partition_rule()} );
+""")
+        self.init(conf)
+        proc = self.rd(conf, "run")
+        self.assertExit(proc, 0)
+        self.assertOutput(proc, "could not open a second connection to count big "
+                          "partitions in two halves, counting on one: .*too many "
+                          "connections for role")
+        self.assertEqual(self.dropped_rows("events_m05"), str(rows))
+        self.assertEqual(self.expected_gone(), 0)
 
     def test_interrupted_concurrent_detach_is_finalized(self):
         # PostgreSQL detaches concurrently only without a default partition
