@@ -57,14 +57,6 @@ struct daemon {
 	char *down_error;
 };
 
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static long
 local_now(struct tm *tm)
 {
@@ -289,7 +281,7 @@ static void
 hook_status(void *arg, const char *line)
 {
 	struct daemon *d = arg;
-	int64_t now = mono_ms();
+	int64_t now = (int64_t)monotonic_ms();
 	notify_watchdog_tick(now);
 	if (now - d->last_status < STATUS_GAP_MS)
 		return;
@@ -402,7 +394,7 @@ run_cycle(struct daemon *d, int64_t now)
 		 * "running" and the next cycle marks it interrupted */
 		char run[64];
 		snprintf(run, sizeof(run), "run %lld", res.run_id);
-		lose_conn(d, mono_ms(), run);
+		lose_conn(d, (int64_t)monotonic_ms(), run);
 		d->retry = !signals_stop_requested();
 		snprintf(d->last_result, sizeof(d->last_result),
 			 "last cycle cut short: database connection lost");
@@ -581,7 +573,7 @@ sleep_for(struct daemon *d, int64_t ms)
 	if (sig >= 0 && p[sig].revents)
 		signals_drain();
 	if (db >= 0 && p[db].revents)
-		check_conn(d, mono_ms());
+		check_conn(d, (int64_t)monotonic_ms());
 }
 
 int
@@ -605,12 +597,12 @@ daemon_run(const char *path, struct config *cfg)
 		log_info("daemon starting: %s, %zu rules, a cycle every %s",
 			 path, cfg->n_rules, interval);
 	check_watchdog(cfg);
-	d.next_retry = mono_ms();
+	d.next_retry = (int64_t)monotonic_ms();
 	d.down_since = d.next_retry;
 	d.down_since_wall = time(NULL);
 
 	for (;;) {
-		int64_t now = mono_ms();
+		int64_t now = (int64_t)monotonic_ms();
 
 		if (signals_stop_requested())
 			break;

@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "log.h"
 
@@ -92,14 +91,6 @@ hide_parameters(PGconn *conn, bool warn)
 	PQclear(res);
 }
 
-static double
-now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
-
 /* poll(2) CONN's socket for reading or WRITING: >0 ready, 0 timed out,
  * <0 error (errno). */
 static int
@@ -142,15 +133,20 @@ connect_params(const struct config *cfg, const char **keys, const char **vals,
 	vals[n] = NULL;
 }
 
-PGconn *
-db_connect_start(const struct config *cfg, char **err)
+typedef PGconn *connect_fn(const char *const *keys, const char *const *vals,
+			  int expand_dbname);
+
+/* CONNECT (blocking or not) with cfg->database; NULL with *err when it
+ * failed at once. */
+static PGconn *
+open_conn(const struct config *cfg, connect_fn *connect, char **err)
 {
 	const char *keys[8];
 	const char *vals[8];
 	char timeout[32];
 
 	connect_params(cfg, keys, vals, timeout, sizeof(timeout));
-	PGconn *conn = PQconnectStartParams(keys, vals, 1);
+	PGconn *conn = connect(keys, vals, 1);
 	if (!conn) {
 		*err = xstrdup("out of memory allocating the connection");
 		return NULL;
@@ -160,6 +156,15 @@ db_connect_start(const struct config *cfg, char **err)
 		PQfinish(conn);
 		return NULL;
 	}
+	return conn;
+}
+
+PGconn *
+db_connect_start(const struct config *cfg, char **err)
+{
+	PGconn *conn = open_conn(cfg, PQconnectStartParams, err);
+	if (!conn)
+		return NULL;
 	/* send what can be sent now, so the server starts the backend while
 	 * the caller does other work */
 	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
@@ -173,18 +178,37 @@ db_connect_start(const struct config *cfg, char **err)
 	return conn;
 }
 
+/* libpq enforces connect_timeout only when it waits itself: the value in
+ * effect (the conninfo's, else the config's), in ms, -1 for none. */
+static double
+timeout_ms(PGconn *conn)
+{
+	PQconninfoOption *opts = PQconninfo(conn);
+	double ms = -1;
+	for (PQconninfoOption *o = opts; o && o->keyword; o++)
+		if (strcmp(o->keyword, "connect_timeout") == 0 && o->val) {
+			int s = atoi(o->val);
+			if (s > 0)	/* libpq's floor */
+				ms = (s < 2 ? 2 : s) * 1000.0;
+		}
+	PQconninfoFree(opts);
+	return ms;
+}
+
 PGconn *
 db_connect_finish(PGconn *conn, const struct config *cfg, char **err)
 {
 	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
-	double deadline = now_ms() +
-			  (double)duration_ms(&cfg->database.connect_timeout);
+	double limit = timeout_ms(conn);
+	double deadline = monotonic_ms() + limit;
 
 	while (PQstatus(conn) != CONNECTION_OK) {
 		if (st == PGRES_POLLING_READING || st == PGRES_POLLING_WRITING) {
-			double left = deadline - now_ms();
-			int r = left > 0 ? socket_ready(conn, st == PGRES_POLLING_WRITING,
-							(int)left + 1) : 0;
+			double left = limit < 0 ? -1 : deadline - monotonic_ms();
+			int r = limit < 0 || left > 0
+				? socket_ready(conn, st == PGRES_POLLING_WRITING,
+					       limit < 0 ? -1 : (int)left + 1)
+				: 0;
 			if (r < 0) {
 				*err = xasprintf("waiting for the server: %s",
 						 strerror(errno));
@@ -210,22 +234,8 @@ db_connect_finish(PGconn *conn, const struct config *cfg, char **err)
 PGconn *
 db_connect(const struct config *cfg, char **err)
 {
-	const char *keys[8];
-	const char *vals[8];
-	char timeout[32];
-
-	connect_params(cfg, keys, vals, timeout, sizeof(timeout));
-	PGconn *conn = PQconnectdbParams(keys, vals, 1);
-	if (!conn) {
-		*err = xstrdup("out of memory allocating the connection");
-		return NULL;
-	}
-	if (PQstatus(conn) != CONNECTION_OK) {
-		*err = db_error(conn, NULL);
-		PQfinish(conn);
-		return NULL;
-	}
-	return configure(conn, cfg, err);
+	PGconn *conn = open_conn(cfg, PQconnectdbParams, err);
+	return conn ? configure(conn, cfg, err) : NULL;
 }
 
 /* The session every connection gets; closes CONN on failure. */

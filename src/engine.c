@@ -72,14 +72,6 @@ rule_result_compliant(const struct rule_result *rr)
 	return rr->overdue == 0 && rr->outcome != OUTCOME_FAILED;
 }
 
-static double
-mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
-
 static bool
 stop_requested(const struct cycle *c)
 {
@@ -239,15 +231,15 @@ pause_and_watch(struct cycle *c, const struct rule *r, struct busy *busy,
 {
 	/* never past max_runtime, however long the configured pause */
 	double pause = (double)duration_ms(&r->limits.pause);
-	double left = fmin(c->deadline_ms, rule_deadline) - mono_ms();
+	double left = fmin(c->deadline_ms, rule_deadline) - monotonic_ms();
 	long long before = watch ? wal_position(c) : -1;
 	sleep_ms(fmin(pause, left));
 	if (before >= 0) {
 		long long after = wal_position(c);
 		if (after >= 0)
-			return busy_observe(busy, after - before, mono_ms());
+			return busy_observe(busy, after - before, monotonic_ms());
 	}
-	return busy_now(busy, mono_ms());
+	return busy_now(busy, monotonic_ms());
 }
 
 /* Into (GENTLE) or out of the short, flushed batches for others'
@@ -339,7 +331,7 @@ work_target(struct cycle *c, struct rule_sql *rs, size_t ti,
 			outcome = OUTCOME_STOPPED;
 			break;
 		}
-		double now = mono_ms();
+		double now = monotonic_ms();
 		if (now >= c->deadline_ms || now >= rule_deadline) {
 			outcome = OUTCOME_TIME;
 			break;
@@ -360,7 +352,7 @@ work_target(struct cycle *c, struct rule_sql *rs, size_t ti,
 		}
 		struct batch_outcome bo;
 		char *err = NULL;
-		double t0 = mono_ms();
+		double t0 = monotonic_ms();
 		bool ok = range
 			? batch_run_range(c->conn, rs, ti, rr->cutoff, limit, from,
 					  c->run_id, rs->cascades ? detail : NULL,
@@ -368,7 +360,7 @@ work_target(struct cycle *c, struct rule_sql *rs, size_t ti,
 			: batch_run(c->conn, rs, ti, rr->cutoff, limit, from,
 				    c->run_id, rs->cascades ? detail : NULL,
 				    &bo, &err);
-		double elapsed = mono_ms() - t0;
+		double elapsed = monotonic_ms() - t0;
 		if (!ok) {
 			if (range && (strcmp(bo.sqlstate, "55P03") == 0 ||
 				      strcmp(bo.sqlstate, "40P01") == 0)) {
@@ -485,6 +477,23 @@ count_overdue(struct cycle *c, struct rule_sql *rs, struct rule_result *rr)
 	free(late);
 }
 
+/* The oldest row, where after_run did not say it: nothing was changed
+ * (a plan, a skipped or refused rule), or counting after the run failed.
+ * Not before a run, where after_run says it: on a partitioned table the
+ * query plans every partition, the expired ones too. */
+static void
+count_oldest(struct cycle *c, struct rule_sql *rs, struct rule_result *rr)
+{
+	char *err = NULL;
+	free(rr->oldest);
+	rr->oldest = NULL;
+	if (!batch_oldest(c->conn, rs, &rr->oldest, &err)) {
+		log_warning("rule \"%s\": could not find the oldest row: %s",
+			    rs->rule->name, err);
+		free(err);
+	}
+}
+
 /* Drop or detach whole expired partitions (or, in a plan, say which). */
 static bool
 retire_partitions(struct cycle *c, struct rule_sql *rs, struct rule_result *rr,
@@ -590,7 +599,7 @@ run_rule_steps(struct cycle *c, const struct rule *r, struct rule_result *rr)
 {
 	struct rule_sql rs;
 	char *err = NULL;
-	double t0 = mono_ms();
+	double t0 = monotonic_ms();
 
 	rr->rule = r;
 	status(c, "rule %s: counting", r->name);
@@ -606,7 +615,6 @@ run_rule_steps(struct cycle *c, const struct rule *r, struct rule_result *rr)
 	bool full = c->opt->dry_run || !rule_selected(c->opt, r);
 	if (!rr->cutoff ||
 	    !batch_table_rows(c->conn, &rs, &rr->table_rows, &err) ||
-	    !batch_oldest(c->conn, &rs, &rr->oldest, &err) ||
 	    !count_before(c, &rs, rr, full, &err)) {
 		rr->outcome = OUTCOME_FAILED;
 		rr->message = err;
@@ -628,7 +636,7 @@ run_rule_steps(struct cycle *c, const struct rule *r, struct rule_result *rr)
 		rr->outcome = OUTCOME_NOTHING;
 		if (after_run(c, &rs, rr)) {
 			batch_release(&rs);
-			rr->seconds = (mono_ms() - t0) / 1000.0;
+			rr->seconds = (monotonic_ms() - t0) / 1000.0;
 			return;
 		}
 	} else {
@@ -643,13 +651,14 @@ run_rule_steps(struct cycle *c, const struct rule *r, struct rule_result *rr)
 		status(c, "rule %s: counting what is left", r->name);
 		if (after_run(c, &rs, rr)) {
 			batch_release(&rs);
-			rr->seconds = (mono_ms() - t0) / 1000.0;
+			rr->seconds = (monotonic_ms() - t0) / 1000.0;
 			return;
 		}
 	}
+	count_oldest(c, &rs, rr);
 	count_overdue(c, &rs, rr);
 	batch_release(&rs);
-	rr->seconds = (mono_ms() - t0) / 1000.0;
+	rr->seconds = (monotonic_ms() - t0) / 1000.0;
 }
 
 static void
@@ -819,7 +828,7 @@ static enum engine_status
 finish(struct cycle *c, struct run_result *out, double t0)
 {
 	char *err = NULL;
-	out->seconds = (mono_ms() - t0) / 1000.0;
+	out->seconds = (monotonic_ms() - t0) / 1000.0;
 	if (!out->error)
 		out->status = overall_status(out);
 	if (out->run_id) {
@@ -846,7 +855,7 @@ engine_cycle(PGconn *conn, const struct config *cfg,
 	struct cycle c = { .conn = conn, .cfg = cfg, .opt = opt, .hooks = hooks };
 	const char *schema = cfg->database.schema;
 	char *err = NULL;
-	double t0 = mono_ms();
+	double t0 = monotonic_ms();
 	bool locked = false;
 
 	memset(out, 0, sizeof(*out));

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static void
 oom(void)
@@ -157,4 +158,12 @@ utf8_trim_cut(char *s)
 	if (k > 0 && (unsigned char)s[k - 1] >= 0xc0 &&
 	    utf8_seq_len(s + k - 1) == 0)
 		s[k - 1] = '\0';
+}
+
+double
+monotonic_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
 }

@@ -18,6 +18,9 @@ char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Milliseconds on the monotonic clock, for spans and deadlines. */
+double monotonic_ms(void);
+
 /* Overwrite then free: for passwords and keys. */
 void secure_free(void *p, size_t n);
 void secure_free_str(char *s);
