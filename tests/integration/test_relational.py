@@ -175,6 +175,22 @@ WHERE i.inhparent = 'events'::regclass
   AND (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \\(''([^'']*)''\\)'))[1]::timestamptz
       <= now() - interval '100 days' ORDER BY 1""", dbname=self.db)
         self.assertGreaterEqual(len(whole), 7)
+        # the month that straddles the cutoff depends on today's date
+        straddling = self.cluster.query("""
+SELECT c.relname, (SELECT count(*) FROM events e WHERE e.tableoid = c.oid
+                   AND e.at < now() - interval '100 days')
+FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid,
+     regexp_match(pg_get_expr(c.relpartbound, c.oid),
+                  'FROM \\(''([^'']*)''\\) TO \\(''([^'']*)''\\)') b
+WHERE i.inhparent = 'events'::regclass
+  AND b[1]::timestamptz <= now() - interval '100 days'
+  AND b[2]::timestamptz > now() - interval '100 days'""", dbname=self.db)
+        self.assertEqual(len(straddling), 1, straddling)
+        # the default partition and the straddling month are trimmed by
+        # rows, the latter only when it holds rows older than the cutoff
+        trimmed = [["public.events_default"]]
+        if int(straddling[0][1]) > 0:
+            trimmed.append([f"public.{straddling[0][0]}"])
 
         plan = self.rd(conf, "plan")
         self.assertOutput(plan, rf"would remove {len(whole)} whole partitions", stream="stdout")
@@ -191,10 +207,9 @@ WHERE i.inhparent = 'events'::regclass
         self.assertEqual(dropped, [[n, str(c)] for n, c in whole])
         for name, _ in whole:
             self.assertEqual(self.sql(f"SELECT to_regclass('{name}') IS NULL"), "t")
-        # the straddling month and the default partition were trimmed by rows
-        self.assertEqual(self.sql("SELECT count(*) FROM retention.actions WHERE action = 'delete'"
-                                  " AND target IN ('public.events_default', 'public.events_m03')"),
-                         "2")
+        self.assertEqual(self.cluster.query(
+            "SELECT target FROM retention.actions WHERE action = 'delete' ORDER BY 1",
+            dbname=self.db), sorted(trimmed))
         self.assertEqual(self.sql("SELECT to_regclass('events_default') IS NOT NULL"), "t")
         self.assertExit(self.rd(conf, "verify"), 0)
 
