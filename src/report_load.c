@@ -14,6 +14,7 @@
 
 #include "audit.h"
 #include "db.h"
+#include "explain.h"
 
 /* A JSON number in the summary as bigint; anything else (missing, null,
  * a string someone wrote by hand) as 0. */
@@ -335,6 +336,9 @@ report_load(PGconn *conn, const struct config *cfg,
 		if (res) {
 			PQclear(res);
 			st = load_in_tx(&c, q, out);
+			/* in the same snapshot as the numbers it explains */
+			if (st == REPORT_LOADED)
+				explain_load(conn, cfg, out);
 		}
 		char *e = NULL;
 		if (!db_exec(conn, st == REPORT_LOADED ? "COMMIT" : "ROLLBACK",
