@@ -10,9 +10,17 @@
 
 #include "batch.h"
 #include "db.h"
+#include "engine.h"
 #include "strbuf.h"
 
 #define OID_TEXT 25
+
+/* Whether the outcome the run recorded (as the engine names it) is O. */
+static bool
+is(const char *outcome, enum rule_outcome o)
+{
+	return strcmp(outcome, rule_outcome_name(o)) == 0;
+}
 
 void
 explain_free(struct report_explain *e)
@@ -257,8 +265,8 @@ explain_load(PGconn *conn, const struct config *cfg, struct report *r)
 
 		explain_free(&rr->why);
 		if (!rr->cutoff || (rr->outcome &&
-				    (strcmp(rr->outcome, "skipped") == 0 ||
-				     strcmp(rr->outcome, "planned") == 0)))
+				    (is(rr->outcome, OUTCOME_SKIPPED) ||
+				     is(rr->outcome, OUTCOME_PLANNED))))
 			continue;	/* the run did not apply the rule */
 		if (!rule) {
 			rr->why.error = xstrdup("the rule is no longer in the "
@@ -318,22 +326,22 @@ left_line(const struct report_rule *rr, long long n)
 	const char *o = rr->outcome ? rr->outcome : "";
 	const char *m = rr->message ? rr->message : "no message";
 
-	if (strcmp(o, "time") == 0)
+	if (is(o, OUTCOME_TIME))
 		return xasprintf("%lld %s %s left for the next cycle: the run "
 				 "reached its time limit (max_runtime)", n,
 				 rows(n), are(n));
-	if (strcmp(o, "locked") == 0)
+	if (is(o, OUTCOME_LOCKED))
 		return xasprintf("%lld %s %s left for the next cycle: other "
 				 "sessions held locks (lock timeout)", n,
 				 rows(n), are(n));
-	if (strcmp(o, "stopped") == 0)
+	if (is(o, OUTCOME_STOPPED))
 		return xasprintf("%lld %s %s left for the next cycle: the run "
 				 "was stopped", n, rows(n), are(n));
-	if (strcmp(o, "failed") == 0)
+	if (is(o, OUTCOME_FAILED))
 		return xasprintf("%lld %s %s not changed because the rule "
 				 "failed: %s", n, rows(n),
 				 n == 1 ? "was" : "were", m);
-	if (strcmp(o, "refused") == 0)
+	if (is(o, OUTCOME_REFUSED))
 		return xasprintf("%lld %s %s not changed because a safety "
 				 "guard refused the rule: %s", n, rows(n),
 				 n == 1 ? "was" : "were", m);

@@ -118,15 +118,17 @@ rules = (
 );
 """)
 
-    def cycle(self, conf):
+    def cycle(self, conf, expect_old="27"):
         self.assertExit(self.rd(conf, "init-db"), 0)
         proc = self.rd(conf, "hold", "add", "customer:7", "--reason", "court order")
         self.assertExit(proc, 0)
         hold_id = self.sql("SELECT max(id) FROM retention.legal_holds")
         self.assertExit(self.rd(conf, "run", "--force"), 0)
         # what the explanation must add up to
-        self.assertEqual(self.sql(
-            "SELECT count(*) FROM invoices WHERE created_at < now() - interval '30 days'"), "27")
+        if expect_old is not None:
+            self.assertEqual(self.sql(
+                "SELECT count(*) FROM invoices WHERE created_at < now() - interval '30 days'"),
+                expect_old)
         return hold_id
 
     def report(self, conf, fmt):
@@ -204,6 +206,28 @@ rules = (
             self.assertIn(sentence.replace("'", "&#39;").replace("<", "&lt;")
                           .replace(">", "&gt;"), page)
         self.assertNotIn(SECRET, text + page)
+
+    def test_rows_left_at_max_runtime_are_said_to_wait_for_the_next_cycle(self):
+        self.seed()
+        rule = self.RULE.replace('retain = "30 days";',
+                                 'retain = "30 days"; batch_size = 10; pause = "1 hour";'
+                                 ' max_runtime = "2s";')
+        conf = write_config(self.tmp, f"""
+database: {{ conninfo = "{self.cluster.conninfo(self.db)}"; }};
+rules = (
+{rule}
+);
+""")
+        self.cycle(conf, expect_old=None)
+        left = int(self.sql(
+            "SELECT count(*) FROM invoices WHERE created_at < now() - interval '30 days'")) - 27
+        self.assertGreater(left, 0)
+        doc = json.loads(self.report(conf, "json"))
+        rule = doc["rules"][0]
+        self.assertEqual(rule["outcome"], "max_runtime reached")
+        self.assertEqual(rule["explanation"]["left"], left)
+        self.assertIn(f"{left} rows are left for the next cycle: the run reached its "
+                      "time limit (max_runtime)", rule["explanation"]["lines"])
 
     def test_rule_gone_from_the_config_is_not_counted_but_said(self):
         self.seed()

@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "engine.h"
 #include "explain.h"
 #include "report.h"
 #include "strbuf.h"
@@ -93,7 +94,7 @@ test_where_keeps_old_rows_in_words(void **state)
 static void
 test_every_reason_gets_its_own_line(void **state)
 {
-	struct report_rule rr = rule("time", false, 40);
+	struct report_rule rr = rule(rule_outcome_name(OUTCOME_TIME), false, 40);
 
 	(void)state;
 	rr.why.older = 19 + 5 + 3 + 40 + 7;
@@ -125,27 +126,28 @@ static void
 test_rows_left_say_why_the_run_left_them(void **state)
 {
 	static const struct {
-		const char *outcome;
+		enum rule_outcome outcome;
 		const char *message;
 		const char *want;
 	} cases[] = {
-		{"locked", NULL, "OVERDUE 2: 2 rows are left for the next "
+		{OUTCOME_LOCKED, NULL, "OVERDUE 2: 2 rows are left for the next "
 		 "cycle: other sessions held locks (lock timeout)"},
-		{"stopped", NULL, "OVERDUE 2: 2 rows are left for the next "
+		{OUTCOME_STOPPED, NULL, "OVERDUE 2: 2 rows are left for the next "
 		 "cycle: the run was stopped"},
-		{"failed", "permission denied for table invoices",
+		{OUTCOME_FAILED, "permission denied for table invoices",
 		 "OVERDUE 2: 2 rows were not changed because the rule failed: "
 		 "permission denied for table invoices"},
-		{"refused", "would delete 90% of the table",
+		{OUTCOME_REFUSED, "would delete 90% of the table",
 		 "OVERDUE 2: 2 rows were not changed because a safety guard "
 		 "refused the rule: would delete 90% of the table"},
-		{"done", NULL, "OVERDUE 2: 2 rows are due and will be changed "
+		{OUTCOME_DONE, NULL, "OVERDUE 2: 2 rows are due and will be changed "
 		 "by the next cycle"},
 	};
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct report_rule rr = rule(cases[i].outcome, false, 2);
+		struct report_rule rr =
+			rule(rule_outcome_name(cases[i].outcome), false, 2);
 		rr.why.older = rr.why.left = 2;
 		rr.message = cases[i].message ? xstrdup(cases[i].message) : NULL;
 		expect(&rr, cases[i].want);
