@@ -119,7 +119,8 @@ rules = (
         self.assertEqual(sorted(in_rules - written - PENDING), [],
                          "alert rules name metrics the file lacks")
         # a pending name that now exists must leave PENDING
-        self.assertEqual(sorted(PENDING & written), [])
+        self.assertEqual(sorted(PENDING & written), [],
+                         "written now: drop these from PENDING in test_dashboard.py")
         self.assertEqual(sorted(PENDING - in_rules), [])
 
     def test_dashboard_queries_parse_and_panels_are_unique(self):
