@@ -131,7 +131,8 @@ rules = ( {RULES} );
              "-d", self.db, "-c", statement],
             env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True, timeout=60)
-        self.assertNotEqual(proc.returncode, 0, f"{statement!r} was allowed")
+        # psql -c: 1 when the statement failed
+        self.assertEqual(proc.returncode, 1, f"{statement!r} was allowed")
         self.assertRegex(proc.stderr, why, statement)
 
     def hold_row_lock(self, statement):

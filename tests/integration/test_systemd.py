@@ -94,7 +94,7 @@ class SystemdUnitTest(IntegrationTest):
         with open(path, "w") as f:
             f.write(re.sub(r"ExecStart=\S+", "ExecStart=/nonexistent/retentiond", text))
         proc = self.analyze_run("verify", "--man=no", path)
-        self.assertNotEqual(proc.returncode, 0)
+        self.assertEqual(proc.returncode, 1)
         self.assertIn("/nonexistent/retentiond", proc.stderr)
 
     def test_security_exposure_is_at_most_2(self):
