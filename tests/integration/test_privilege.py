@@ -16,7 +16,7 @@ import signal
 import subprocess
 import time
 
-from harness import (IS_ROOT, IntegrationTest, clean_env, main, run, spawn,
+from harness import (real_clock, IS_ROOT, IntegrationTest, clean_env, main, run, spawn,
                      write_config, write_secret)
 
 ROLE = "retention_worker"
@@ -153,6 +153,7 @@ rules = ( {RULES} );
             if not line or line.strip() == "READY":
                 return proc
 
+    @real_clock("PostgreSQL's lock_timeout never fires under libfaketime")
     def test_the_printed_grants_are_enough_for_every_command(self):
         printed = self.grant()
         # least privilege, as printed: no table-wide UPDATE, no DELETE on
