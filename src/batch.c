@@ -531,14 +531,8 @@ batch_release(struct rule_sql *rs)
 PGresult *
 batch_exec(PGconn *conn, struct rule_sql *rs, const char *sql, char **err)
 {
-	PGresult *res = PQexecParams(conn, sql, rs->nparams, rs->types,
-				     rs->values, NULL, NULL, 0);
-	ExecStatusType st = PQresultStatus(res);
-	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
-		return res;
-	*err = db_error(conn, res);
-	PQclear(res);
-	return NULL;
+	return db_exec_params(conn, sql, rs->nparams, rs->types, rs->values,
+			      NULL, err);
 }
 
 static char *
@@ -704,16 +698,10 @@ run_batch(PGconn *conn, struct rule_sql *rs, size_t target, const char *sql,
 	rs->values[P_TARGET - 1] = rs->targets[target].name;
 	rs->values[P_DETAIL - 1] = detail_json;
 
-	PGresult *res = PQexecParams(conn, sql, rs->nparams, rs->types,
-				     rs->values, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-		snprintf(out->sqlstate, sizeof(out->sqlstate), "%s",
-			 state ? state : "");
-		*err = db_error(conn, res);
-		PQclear(res);
+	PGresult *res = db_exec_params(conn, sql, rs->nparams, rs->types,
+				       rs->values, &out->errclass, err);
+	if (!res)
 		return false;
-	}
 	out->picked = atoll(PQgetvalue(res, 0, 0));
 	out->changed = atoll(PQgetvalue(res, 0, 1));
 	out->last_age = dup_or_null(res, 0, 2);
@@ -732,23 +720,16 @@ batch_run(PGconn *conn, struct rule_sql *rs, size_t target, const char *cutoff,
 }
 
 /* Run SQL with the rule's parameters, as batch_exec, and note the
- * SQLSTATE of a failure in OUT. */
+ * class of a failure in OUT. */
 static PGresult *
 batch_step(PGconn *conn, struct rule_sql *rs, const char *sql, int nparams,
 	   const char *const *values, struct batch_outcome *out, char **err)
 {
-	PGresult *res = nparams < 0
-		? PQexecParams(conn, sql, rs->nparams, rs->types, rs->values,
-			       NULL, NULL, 0)
-		: PQexecParams(conn, sql, nparams, NULL, values, NULL, NULL, 0);
-	ExecStatusType st = PQresultStatus(res);
-	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
-		return res;
-	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-	snprintf(out->sqlstate, sizeof(out->sqlstate), "%s", state ? state : "");
-	*err = db_error(conn, res);
-	PQclear(res);
-	return NULL;
+	return nparams < 0
+		? db_exec_params(conn, sql, rs->nparams, rs->types, rs->values,
+				 &out->errclass, err)
+		: db_exec_params(conn, sql, nparams, NULL, values,
+				 &out->errclass, err);
 }
 
 static bool
@@ -859,38 +840,4 @@ batch_count_upto(PGconn *conn, struct rule_sql *rs, const char *cutoff,
 	*n = atoll(PQgetvalue(res, 0, 0));
 	PQclear(res);
 	return true;
-}
-
-bool
-batch_lock_timeout(PGconn *conn, const char *value, char **err)
-{
-	const char *p[] = { value };
-	PGresult *res = db_query(conn,
-		"SELECT pg_catalog.set_config('lock_timeout', $1, false)", 1, p,
-		err);
-	if (!res)
-		return false;
-	PQclear(res);
-	return true;
-}
-
-bool
-batch_wal_position(PGconn *conn, long long *pos, char **err)
-{
-	PGresult *res = db_query(conn,
-		"SELECT pg_catalog.pg_wal_lsn_diff("
-		"pg_catalog.pg_current_wal_insert_lsn(), '0/0')::bigint",
-		0, NULL, err);
-	if (!res)
-		return false;
-	*pos = atoll(PQgetvalue(res, 0, 0));
-	PQclear(res);
-	return true;
-}
-
-bool
-batch_async_commit(PGconn *conn, bool on, char **err)
-{
-	return db_exec(conn, on ? "SET synchronous_commit = off"
-				: "RESET synchronous_commit", err);
 }

@@ -22,6 +22,7 @@
 
 #include "catalog.h"
 #include "config.h"
+#include "db.h"
 #include "deid.h"
 #include "util.h"
 
@@ -151,12 +152,12 @@ struct batch_outcome {
 	bool last;		/* nothing due is left past this batch */
 	bool tied;		/* batch_run_range: the next LIMIT rows all
 				 * have one age, so none was changed */
-	char sqlstate[6];	/* on failure */
+	enum db_errclass errclass;	/* on failure */
 };
 
 /*
  * Run one batch on TARGET. FROM is the keyset lower bound ("-infinity" at
- * first). Returns false with *err and out->sqlstate on failure; nothing
+ * first). Returns false with *err and out->errclass on failure; nothing
  * was changed then.
  */
 bool batch_run(PGconn *conn, struct rule_sql *rs, size_t target,
@@ -181,15 +182,5 @@ bool batch_run_range(PGconn *conn, struct rule_sql *rs, size_t target,
  * further than AT_MOST (a guard needs no more). */
 bool batch_count_upto(PGconn *conn, struct rule_sql *rs, const char *cutoff,
 		      long long at_most, long long *n, char **err) MUSTCHECK;
-
-/* Set the session's lock_timeout (a PostgreSQL interval, "10ms"). */
-bool batch_lock_timeout(PGconn *conn, const char *value, char **err) MUSTCHECK;
-
-/* Commit batches without waiting for the WAL flush (ON), or go back to the
- * session's own synchronous_commit. */
-bool batch_async_commit(PGconn *conn, bool on, char **err) MUSTCHECK;
-
-/* The server's WAL insert position, in bytes (busy.h). */
-bool batch_wal_position(PGconn *conn, long long *pos, char **err) MUSTCHECK;
 
 #endif

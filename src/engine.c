@@ -9,21 +9,13 @@
 #include <time.h>
 
 #include "batch.h"
-#include "busy.h"
 #include "db.h"
+#include "driver.h"
 #include "erasure.h"
 #include "log.h"
 #include "order.h"
 #include "partition.h"
 #include "strbuf.h"
-
-/* How often a batch that hit statement_timeout is retried, each time with
- * a quarter of the rows, before the rule counts as failed. */
-#define TIMEOUT_RETRIES 4
-
-/* How long a row batch by age range may wait for a row lock someone else
- * holds before it gives up and the batch is redone skipping that row. */
-#define ROW_LOCK_WAIT_MS 10
 
 struct cycle {
 	PGconn *conn;
@@ -97,19 +89,6 @@ status(const struct cycle *c, const char *fmt, ...)
 	c->hooks->status(c->hooks->arg, line);
 }
 
-static void
-sleep_ms(double ms)
-{
-	if (ms <= 0)
-		return;
-	struct timespec ts = {
-		.tv_sec = (time_t)(ms / 1000),
-		.tv_nsec = (long)fmod(ms, 1000.0) * 1000000L,
-	};
-	/* a signal cuts the pause short, which is what a stop wants */
-	(void)nanosleep(&ts, NULL);
-}
-
 static bool
 rule_selected(const struct engine_options *opt, const struct rule *r)
 {
@@ -119,24 +98,6 @@ rule_selected(const struct engine_options *opt, const struct rule *r)
 		if (strcmp(opt->only[i], r->name) == 0)
 			return true;
 	return false;
-}
-
-/* Next batch size: aim for TARGET_MS, but change by at most a factor of
- * two per batch so one slow batch (a checkpoint, a lock) does not swing it;
- * never below FLOOR rows. */
-static long long
-adapt(long long limit, double elapsed_ms, double target_ms, long long first,
-      long long floor)
-{
-	double want = (double)limit * target_ms / (elapsed_ms > 1 ? elapsed_ms : 1);
-	if (want > (double)limit * 2)
-		want = (double)limit * 2;
-	if (want < (double)limit / 2)
-		want = (double)limit / 2;
-	long long ceiling = first * 10;
-	if (want > (double)ceiling)
-		want = (double)ceiling;
-	return want < (double)floor ? floor : (long long)want;
 }
 
 /* now() - retain [- one schedule interval, for the compliance verdict] */
@@ -189,278 +150,39 @@ guards_pass(struct cycle *c, const struct rule *r, struct rule_result *rr)
 	return true;
 }
 
-/* The session's lock_timeout: the configured one, or (SHORT) the bound on
- * a range batch's wait for a row lock. */
 static bool
-set_lock_wait(struct cycle *c, bool short_wait)
+hook_stop(void *arg)
 {
-	long long conf = duration_ms(&c->cfg->database.lock_timeout);
-	long long ms = conf;
-	char value[32];
-	char *err = NULL;
-
-	if (short_wait && (conf == 0 || conf > ROW_LOCK_WAIT_MS))
-		ms = ROW_LOCK_WAIT_MS;
-	snprintf(value, sizeof(value), "%lldms", ms);
-	if (batch_lock_timeout(c->conn, value, &err))
-		return true;
-	log_warning("could not set lock_timeout to %s: %s", value, err);
-	free(err);
-	return false;
+	return stop_requested(arg);
 }
 
-/* The WAL insert position, or -1 when it could not be read (then nobody
- * is taken to be writing). */
-static long long
-wal_position(struct cycle *c)
+static void
+hook_progress(void *arg, const struct rule *r, long long changed)
 {
-	long long pos;
-	char *err = NULL;
-	if (batch_wal_position(c->conn, &pos, &err))
-		return pos;
-	log_debug("could not read the WAL position: %s", err);
-	free(err);
-	return -1;
+	status(arg, "rule %s: %lld %s", r->name, changed,
+	       r->action == ACTION_DELETE ? "deleted" : "de-identified");
 }
 
-/* Pause between batches; while pausing, watch whether others write WAL
- * (busy.h). Returns whether retentiond should be gentle now. */
-static bool
-pause_and_watch(struct cycle *c, const struct rule *r, struct busy *busy,
-		bool watch, double rule_deadline)
-{
-	/* never past max_runtime, however long the configured pause */
-	double pause = (double)duration_ms(&r->limits.pause);
-	double left = fmin(c->deadline_ms, rule_deadline) - monotonic_ms();
-	long long before = watch ? wal_position(c) : -1;
-	sleep_ms(fmin(pause, left));
-	if (before >= 0) {
-		long long after = wal_position(c);
-		if (after >= 0)
-			return busy_observe(busy, after - before, monotonic_ms());
-	}
-	return busy_now(busy, monotonic_ms());
-}
-
-/* Into (GENTLE) or out of the short, flushed batches for others'
- * writes: commits synchronous while gentle. ASYNC: whether the session
- * commits asynchronously now; returns what it does after. *TOLD: the log
- * said so already (once per target is enough). */
-static bool
-switch_gentle(struct cycle *c, struct rule_sql *rs, size_t ti, bool gentle,
-	      bool async, bool *told)
-{
-	const struct rule *r = rs->rule;
-	char *err = NULL;
-
-	if (gentle) {
-		if (!*told)
-			log_info("rule \"%s\" (%s): other sessions are writing; "
-				 "batches of about %lld ms, each flushed at its "
-				 "commit, while they do", r->name,
-				 rs->targets[ti].name, (long long)
-				 duration_ms(&r->limits.busy_batch_target));
-		*told = true;
-		if (async && batch_async_commit(c->conn, false, &err))
-			async = false;
-	} else {
-		log_debug("rule \"%s\" (%s): nobody else is writing; batches "
-			  "of about %lld ms again", r->name, rs->targets[ti].name,
-			  (long long)duration_ms(&r->limits.batch_target));
-		async = batch_async_commit(c->conn, true, &err);
-	}
-	if (err) {
-		log_debug("rule \"%s\": synchronous_commit: %s", r->name, err);
-		free(err);
-	}
-	return async;
-}
-
-/* Work through one target until nothing is due, or time, a stop or an
- * error ends it. Returns the outcome for this target.
- *
- * Batches go by age range (batch_run_range) when the target has an age
- * index; a batch that meets a row locked by someone else, or whose rows
- * all share one age, is redone row by row with SKIP LOCKED (batch_run).
- *
- * While other sessions write, batches aim for busy_batch_target instead of
- * batch_target and commit synchronously, so a commit of theirs never waits
- * for much of retentiond's WAL to reach disk (busy.h). */
+/* Work through one target with the driver. */
 static enum rule_outcome
 work_target(struct cycle *c, struct rule_sql *rs, size_t ti,
 	    struct rule_result *rr, double rule_deadline)
 {
-	const struct rule *r = rs->rule;
-	long long limit = r->limits.batch_size;
-	char *from = xstrdup("-infinity");
-	int timeouts = 0, races = 0;
-	enum rule_outcome outcome = OUTCOME_DONE;
-	char *detail = NULL;
-	bool by_range = rs->targets[ti].range != NULL;
-	bool short_wait = false;	/* the session's lock_timeout now */
-	bool by_row_once = false;	/* redo this batch with batch_run */
-	struct busy busy = { 0 };
-	bool gentle = false;		/* others write: short, flushed batches */
-	bool told = false;		/* the log said so */
-	double target = (double)duration_ms(&r->limits.batch_target);
-	double busy_target = (double)duration_ms(&r->limits.busy_batch_target);
-	bool watch = busy_target > 0 && busy_target < target;
-	/* a commit and its round trips cost a millisecond or two whatever
-	 * the batch's size: below this many rows a short target would
-	 * shrink batches to single rows and slow retentiond to a crawl */
-	long long busy_floor = r->limits.batch_size < BUSY_MIN_ROWS
-		? r->limits.batch_size : BUSY_MIN_ROWS;
-
-	if (rs->cascades)
-		detail = xasprintf("{\"cascade\": %s}", rs->cascades);
-	/* A batch need not wait for its commit to reach disk: a crash can
-	 * only lose a batch together with its audit row, and the next cycle
-	 * redoes it. The run's own record is committed synchronously at the
-	 * end, which flushes every batch before it, so no report ever counts
-	 * a batch that a crash could take back. */
-	char *err0 = NULL;
-	bool async = batch_async_commit(c->conn, true, &err0);
-	if (!async) {
-		log_debug("rule \"%s\": synchronous_commit stays on: %s", r->name,
-			  err0);
-		free(err0);
-		err0 = NULL;
-	}
-	for (;;) {
-		if (stop_requested(c)) {
-			outcome = OUTCOME_STOPPED;
-			break;
-		}
-		double now = monotonic_ms();
-		if (now >= c->deadline_ms || now >= rule_deadline) {
-			outcome = OUTCOME_TIME;
-			break;
-		}
-		bool range = by_range && !by_row_once;
-		if (range != short_wait) {
-			if (set_lock_wait(c, range)) {
-				short_wait = range;
-			} else if (range) {
-				/* without the short wait, go row by row */
-				by_range = range = false;
-			} else {
-				outcome = OUTCOME_FAILED;
-				rr->message = xasprintf("%s: could not reset "
-					"lock_timeout", rs->targets[ti].name);
-				break;
-			}
-		}
-		struct batch_outcome bo;
-		char *err = NULL;
-		double t0 = monotonic_ms();
-		bool ok = range
-			? batch_run_range(c->conn, rs, ti, rr->cutoff, limit, from,
-					  c->run_id, rs->cascades ? detail : NULL,
-					  &bo, &err)
-			: batch_run(c->conn, rs, ti, rr->cutoff, limit, from,
-				    c->run_id, rs->cascades ? detail : NULL,
-				    &bo, &err);
-		double elapsed = monotonic_ms() - t0;
-		if (!ok) {
-			if (range && (strcmp(bo.sqlstate, "55P03") == 0 ||
-				      strcmp(bo.sqlstate, "40P01") == 0)) {
-				/* a row someone else holds: nothing was
-				 * changed; redo the batch skipping it */
-				log_debug("rule \"%s\" (%s): %s; redoing the batch "
-					  "row by row", r->name,
-					  rs->targets[ti].name, err);
-				by_row_once = true;
-				free(err);
-				continue;
-			}
-			if (strcmp(bo.sqlstate, "57014") == 0 && limit > 1 &&
-			    timeouts < TIMEOUT_RETRIES && !stop_requested(c)) {
-				/* statement_timeout: smaller batches */
-				timeouts++;
-				limit = limit / 4 > 0 ? limit / 4 : 1;
-				log_warning("rule \"%s\" (%s): batch hit "
-					    "statement_timeout; retrying with %lld rows",
-					    r->name, rs->targets[ti].name, limit);
-				free(err);
-				continue;
-			}
-			if (strcmp(bo.sqlstate, "23503") == 0 && races < 3) {
-				/* a row referenced after it was picked: the
-				 * next pick sees the reference and skips it */
-				races++;
-				free(err);
-				continue;
-			}
-			if (strcmp(bo.sqlstate, "55P03") == 0 ||
-			    strcmp(bo.sqlstate, "40P01") == 0) {
-				/* a lock we would have to wait for: the rows
-				 * stay for the next cycle */
-				outcome = OUTCOME_LOCKED;
-				rr->message = xasprintf("%s: %s",
-					rs->targets[ti].name, err);
-			} else if (strcmp(bo.sqlstate, "57014") == 0 &&
-				   stop_requested(c)) {
-				outcome = OUTCOME_STOPPED;
-			} else {
-				outcome = OUTCOME_FAILED;
-				rr->message = xasprintf("%s: %s",
-					rs->targets[ti].name, err);
-			}
-			free(err);
-			break;
-		}
-		if (range && bo.tied) {
-			/* LIMIT rows of one age: take them row by row */
-			free(bo.last_age);
-			by_row_once = true;
-			continue;
-		}
-		by_row_once = false;
-		timeouts = 0;
-		races = 0;
-		if (bo.changed > 0)
-			rr->batches++;
-		rr->changed += bo.changed;
-		if (elapsed > rr->longest_batch_ms)
-			rr->longest_batch_ms = elapsed;
-		status(c, "rule %s: %lld %s", r->name, rr->changed,
-		       r->action == ACTION_DELETE ? "deleted" : "de-identified");
-		log_debug("rule \"%s\" (%s): batch of %lld %s picked %lld, "
-			  "changed %lld in %.1f ms", r->name,
-			  rs->targets[ti].name, limit, range ? "by age" : "by row",
-			  bo.picked, bo.changed, elapsed);
-		bool last = bo.last;
-		if (rs->ordered && bo.last_age) {
-			free(from);
-			from = bo.last_age;
-		} else {
-			free(bo.last_age);
-		}
-		if (last)
-			break;
-		limit = adapt(limit, elapsed, gentle ? busy_target : target,
-			      r->limits.batch_size, gentle ? busy_floor : 1);
-		bool want = pause_and_watch(c, r, &busy, watch, rule_deadline);
-		if (want != gentle) {
-			gentle = want;
-			async = switch_gentle(c, rs, ti, gentle, async, &told);
-			if (gentle) {
-				long long l = (long long)((double)limit *
-							  busy_target / target);
-				limit = l > busy_floor ? l : busy_floor;
-			}
-		}
-	}
-	if (short_wait)
-		(void)set_lock_wait(c, false);
-	if (async && !batch_async_commit(c->conn, false, &err0)) {
-		log_warning("rule \"%s\": could not reset synchronous_commit: %s",
-			    r->name, err0);
-		free(err0);
-	}
-	free(from);
+	struct driver_hooks hooks = { .should_stop = hook_stop,
+				      .progress = hook_progress, .arg = c };
+	struct driver_ctx d = { .conn = c->conn, .cfg = c->cfg,
+				.run_id = c->run_id,
+				.deadline_ms = c->deadline_ms, .hooks = &hooks };
+	struct driver_totals tot = { .longest_batch_ms = rr->longest_batch_ms };
+	char *detail = rs->cascades
+		? xasprintf("{\"cascade\": %s}", rs->cascades) : NULL;
+	enum rule_outcome o = driver_run(&d, rs, ti, rr->cutoff, detail,
+					 rule_deadline, &tot, &rr->message);
+	rr->changed += tot.changed;
+	rr->batches += tot.batches;
+	rr->longest_batch_ms = tot.longest_batch_ms;
 	free(detail);
-	return outcome;
+	return o;
 }
 
 static void
@@ -777,6 +499,8 @@ static enum run_status
 overall_status(const struct run_result *out)
 {
 	size_t failed = 0, worked = 0;
+	if (out->interrupted)
+		return RUN_INTERRUPTED;
 	for (size_t i = 0; i < out->n_rules; i++) {
 		if (out->rules[i].outcome == OUTCOME_STOPPED)
 			return RUN_INTERRUPTED;
@@ -917,7 +641,7 @@ engine_cycle(PGconn *conn, const struct config *cfg,
 	 * application needs, and on a small server the counts right after a
 	 * big delete (one visit to each dead row, see batch_after) cost more
 	 * CPU in parallel than alone. */
-	if (!db_exec(conn, "SET max_parallel_workers_per_gather = 0", &err)) {
+	if (!db_parallel_query(conn, false, &err)) {
 		log_warning("could not turn parallel query off: %s", err);
 		free(err);
 		err = NULL;
@@ -965,9 +689,11 @@ engine_cycle(PGconn *conn, const struct config *cfg,
 	}
 	if (!stopped && !stop_requested(&c)) {
 		status(&c, "erasure requests");
-		if (!erasure_process(conn, cfg, order, ran, c.run_id, opt->dry_run,
-				     hooks ? hooks->should_stop : NULL,
-				     hooks ? hooks->arg : NULL, out, &err)) {
+		struct driver_hooks dh = { .should_stop = hook_stop, .arg = &c };
+		struct driver_ctx d = { .conn = conn, .cfg = cfg,
+					.run_id = c.run_id,
+					.deadline_ms = c.deadline_ms, .hooks = &dh };
+		if (!erasure_process(&d, order, ran, opt->dry_run, out, &err)) {
 			log_error("erasure requests: %s", err);
 			out->erasure_error = err;
 		}
@@ -979,7 +705,7 @@ engine_cycle(PGconn *conn, const struct config *cfg,
 		free(err);
 	}
 	enum engine_status st = finish(&c, out, t0);
-	if (!db_exec(conn, "RESET max_parallel_workers_per_gather", &err)) {
+	if (!db_parallel_query(conn, true, &err)) {
 		log_warning("could not reset max_parallel_workers_per_gather: %s",
 			    err);
 		free(err);

@@ -154,8 +154,8 @@ check_until(PGconn *conn, const char *until, char **err)
 						PG_DIAG_MESSAGE_PRIMARY);
 		char *e = db_error(conn, res);
 		enum hold_result r = HOLD_DB_ERROR;
-		/* class 22: data exception (bad date syntax, out of range) */
-		if (state && strncmp(state, "22", 2) == 0) {
+		/* bad date syntax, out of range */
+		if (db_errclass_of(state) == DBERR_DATA_EXCEPTION) {
 			*err = xasprintf("--until \"%s\" is not a date: %s",
 					 until, primary ? primary : e);
 			r = HOLD_BAD_INPUT;

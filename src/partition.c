@@ -89,15 +89,13 @@ insert_audit(PGconn *conn, const struct config *cfg, const struct rule_sql *rs,
 static bool
 exec_lock_aware(PGconn *conn, const char *sql, bool *lock_busy, char **err)
 {
-	PGresult *res = PQexec(conn, sql);
-	if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+	enum db_errclass class;
+	PGresult *res = db_exec_params(conn, sql, 0, NULL, NULL, &class, err);
+	if (res) {
 		PQclear(res);
 		return true;
 	}
-	const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-	*lock_busy = st && (strcmp(st, "55P03") == 0 || strcmp(st, "40P01") == 0);
-	*err = db_error(conn, res);
-	PQclear(res);
+	*lock_busy = db_errclass_is_lock(class);
 	return false;
 }
 

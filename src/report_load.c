@@ -207,7 +207,7 @@ range_bounds(struct ctx *c, const struct report_query *q, struct report *out)
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 		char *e = db_error(c->conn, res);
-		bool bad = state && strncmp(state, "22", 2) == 0;
+		bool bad = db_errclass_of(state) == DBERR_DATA_EXCEPTION;
 		PQclear(res);
 		if (bad) {
 			*c->err = xasprintf("not a date: %s", e);
