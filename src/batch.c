@@ -77,7 +77,19 @@ build_deidentify(PGconn *conn, const struct config *cfg, struct rule_sql *rs,
 		}
 		char *ref = column_ref(conn, cm->column);
 		char *lhs = db_ident(conn, cm->column);
-		char *expr = deid_expr(cm->method, ref, col, schema_q, ipad, opad);
+		char *expr = ref && lhs && schema_q
+			? deid_expr(cm->method, ref, col, schema_q, ipad, opad)
+			: NULL;
+		if (!expr) {
+			/* fail closed: no half-built SET list */
+			*err = xasprintf("could not build the de-identify "
+					 "expression for column \"%s\"",
+					 cm->column);
+			free(ref);
+			free(lhs);
+			ok = false;
+			break;
+		}
 		sb_printf(set, "%s%s = %s", set->len ? ", " : "", lhs, expr);
 		sb_printf(&same, "%s%s IS NOT DISTINCT FROM %s",
 			  same.len ? " AND " : "", ref, expr);
@@ -95,6 +107,15 @@ build_deidentify(PGconn *conn, const struct config *cfg, struct rule_sql *rs,
 			char *lhs = db_ident(conn, r->marker_column);
 			char *ref = column_ref(conn, r->marker_column);
 			bool is_bool = strcmp(m->base, "bool") == 0;
+			if (!lhs || !ref) {
+				*err = xasprintf("could not quote the marker "
+						 "column \"%s\"", r->marker_column);
+				free(lhs);
+				free(ref);
+				sb_free(&same);
+				free(schema_q);
+				return false;
+			}
 			sb_printf(set, ", %s = %s", lhs,
 				  is_bool ? "true"
 				  : strcmp(m->base, "date") == 0 ? "current_date"
@@ -449,6 +470,12 @@ batch_prepare(PGconn *conn, const struct config *cfg, const struct rule *rule,
 
 	if (mode == BATCH_ERASURE) {
 		char *subj = column_ref(conn, rule->subject_column);
+		if (!subj) {
+			*err = xstrdup("could not build the subject condition: "
+				       "the subject column is not valid in the "
+				       "database encoding");
+			goto out;
+		}
 		add_param(rs, OID_TEXT, subject_id, num);
 		sb_printf(&cond, "%s::text = %s", subj, num);
 		free(subj);
@@ -470,11 +497,24 @@ batch_prepare(PGconn *conn, const struct config *cfg, const struct rule *rule,
 	}
 	rs->eligible = sb_take(&cond);
 
+	/* Fail closed: a rule with a subject never runs without its hold
+	 * condition (all_conditions reads a NULL as "no subject"). */
 	if (rule->subject && rule->subject_column) {
 		char *ref = column_ref(conn, rule->subject_column);
+		char *e = NULL;
 		add_param(rs, OID_TEXT, rule->subject, num);
-		rs->not_held = hold_sql_not_held(conn, cfg->database.schema,
-						 num, ref);
+		rs->not_held = ref ? hold_sql_not_held(conn, cfg->database.schema,
+						       num, ref, &e)
+				   : NULL;
+		if (!rs->not_held) {
+			if (!e)
+				e = db_error(conn, NULL);
+			*err = xasprintf("could not build the legal-hold "
+					 "condition: %s", e);
+			free(e);
+			free(ref);
+			goto out;
+		}
 		free(ref);
 	}
 	if (action == ACTION_DELETE && !load_references(conn, rs, err))

@@ -423,3 +423,30 @@ db_wal_position(PGconn *conn, long long *pos, char **err)
 	PQclear(res);
 	return true;
 }
+
+/* "15.4", or "9.6.24" before PostgreSQL 10 */
+static void
+version_text(int v, char *buf, size_t size)
+{
+	if (v >= 100000)
+		snprintf(buf, size, "%d.%d", v / 10000, v % 10000);
+	else
+		snprintf(buf, size, "%d.%d.%d", v / 10000, v / 100 % 100, v % 100);
+}
+
+char *
+db_server_unsupported(int server_version)
+{
+	char have[32], need[32];
+
+	if (server_version >= DB_MIN_SERVER_VERSION)
+		return NULL;
+	snprintf(need, sizeof(need), "%d", DB_MIN_SERVER_VERSION / 10000);
+	if (server_version <= 0)
+		return xasprintf("could not tell the database server's version; "
+				 "retentiond needs PostgreSQL %s or later", need);
+	version_text(server_version, have, sizeof(have));
+	return xasprintf("the database server is PostgreSQL %s, older than "
+			 "PostgreSQL %s, the oldest this retentiond supports",
+			 have, need);
+}

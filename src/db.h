@@ -78,6 +78,14 @@ PGresult *db_exec_params(PGconn *conn, const char *sql, int nparams,
 			 const Oid *types, const char *const *values,
 			 enum db_errclass *class, char **err) MUSTCHECK;
 
+/* The oldest PostgreSQL retentiond supports (PQserverVersion's form):
+ * partition handling needs 14's pg_partition_tree and DETACH behaviour. */
+#define DB_MIN_SERVER_VERSION 140000
+
+/* NULL when SERVER_VERSION (PQserverVersion) is supported; else why not,
+ * naming both versions (malloc'd). Pure. */
+char *db_server_unsupported(int server_version) MUSTCHECK;
+
 /* Session settings the batches change. */
 /* lock_timeout (a PostgreSQL interval, "10ms"). */
 bool db_lock_timeout(PGconn *conn, const char *value, char **err) MUSTCHECK;

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "order.h"
 #include "partition.h"
+#include "schema.h"
 #include "strbuf.h"
 
 struct cycle {
@@ -327,6 +328,8 @@ run_rule_steps(struct cycle *c, const struct rule *r, struct rule_result *rr)
 	status(c, "rule %s: counting", r->name);
 	if (!batch_prepare(c->conn, c->cfg, r, r->action, BATCH_EXPIRY, NULL,
 			   &rs, &err)) {
+		log_error("rule \"%s\" (%s.%s): %s", r->name, r->schema,
+			  r->table, err);
 		rr->outcome = OUTCOME_FAILED;
 		rr->message = err;
 		return;
@@ -393,24 +396,15 @@ run_rule(struct cycle *c, const struct rule *r, struct rule_result *rr)
 		rr->outcome = OUTCOME_STOPPED;
 }
 
+/* The server and the schema must be what this binary was built for: a
+ * schema left behind by an upgrade would fail later on a missing object. */
 static bool
 check_schema(struct cycle *c, char **err)
 {
-	char *t = db_qualified(c->conn, c->cfg->database.schema, "schema_version");
-	char *sql = xasprintf("SELECT max(version) FROM %s", t);
-	char *e = NULL;
-	PGresult *res = db_query(c->conn, sql, 0, NULL, &e);
-	free(sql);
-	free(t);
-	if (!res) {
-		*err = xasprintf("retentiond's schema \"%s\" is not ready (%s); "
-				 "run `retentiond init-db` first",
-				 c->cfg->database.schema, e);
-		free(e);
+	*err = db_server_unsupported(PQserverVersion(c->conn));
+	if (*err)
 		return false;
-	}
-	PQclear(res);
-	return true;
+	return schema_require(c->conn, c->cfg->database.schema, err) == 0;
 }
 
 static bool

@@ -36,7 +36,9 @@ static bool
 subject_held(PGconn *conn, const char *schema, const char *subject,
 	     const char *subject_id, bool *held, char **err)
 {
-	char *frag = hold_sql_not_held(conn, schema, "$1", "$2::text");
+	char *frag = hold_sql_not_held(conn, schema, "$1", "$2::text", err);
+	if (!frag)
+		return false;
 	char *sql = xasprintf("SELECT NOT (%s)", frag);
 	const char *p[] = { subject, subject_id };
 	PGresult *res = db_query(conn, sql, 2, p, err);

@@ -80,11 +80,18 @@ hold_parse_target(const char *arg, char **subject, char **subject_id,
 
 char *
 hold_sql_not_held(PGconn *conn, const char *schema, const char *subject_param,
-		  const char *row_subject_expr)
+		  const char *row_subject_expr, char **err)
 {
-	char *table = db_qualified(conn, schema, "legal_holds");
-	if (!table)
+	const char *fault = getenv("RETENTIOND_INJECT_FAULT");
+	if (fault && strcmp(fault, "hold_condition") == 0) {
+		*err = xstrdup("injected fault (RETENTIOND_INJECT_FAULT)");
 		return NULL;
+	}
+	char *table = db_qualified(conn, schema, "legal_holds");
+	if (!table) {
+		*err = db_error(conn, NULL);
+		return NULL;
+	}
 	char *sql = xasprintf(
 		"NOT EXISTS (SELECT 1 FROM %s h WHERE h.subject = %s"
 		" AND h.subject_id = (%s)::text AND " HOLD_ACTIVE_SQL ")",

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <cmocka.h>
 
@@ -50,11 +51,44 @@ test_errclass(void **state)
 	assert_false(db_errclass_is_lock(DBERR_NONE));
 }
 
+static void
+test_server_version(void **state)
+{
+	char *m;
+	(void)state;
+
+	/* the oldest supported and anything newer pass */
+	assert_null(db_server_unsupported(140000));
+	assert_null(db_server_unsupported(140011));
+	assert_null(db_server_unsupported(150004));
+	assert_null(db_server_unsupported(170000));
+	/* older ones are refused, naming both versions */
+	m = db_server_unsupported(130012);
+	assert_non_null(m);
+	assert_string_equal(m, "the database server is PostgreSQL 13.12, older "
+			    "than PostgreSQL 14, the oldest this retentiond "
+			    "supports");
+	free(m);
+	m = db_server_unsupported(90624);
+	assert_non_null(m);
+	assert_non_null(strstr(m, "PostgreSQL 9.6.24, older than PostgreSQL 14"));
+	free(m);
+	m = db_server_unsupported(139999);
+	assert_non_null(m);
+	free(m);
+	/* no version at all (a dead connection) is no pass either */
+	m = db_server_unsupported(0);
+	assert_non_null(m);
+	assert_non_null(strstr(m, "PostgreSQL 14 or later"));
+	free(m);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_errclass),
+		cmocka_unit_test(test_server_version),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
