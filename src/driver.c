@@ -205,7 +205,7 @@ pause_and_watch(const struct driver_ctx *d, const struct rule *r,
  * commits asynchronously now; returns what it does after. *TOLD: the log
  * said so already (once per target is enough). */
 static bool
-switch_gentle(const struct driver_ctx *d, struct rule_sql *rs, size_t ti,
+switch_gentle(const struct driver_ctx *d, struct plan *rs, size_t ti,
 	      bool gentle, bool async, bool *told)
 {
 	const struct rule *r = rs->rule;
@@ -237,7 +237,7 @@ switch_gentle(const struct driver_ctx *d, struct rule_sql *rs, size_t ti,
 /* Wait while the before_batch hook asks to; false when a stop or the
  * deadline came first. */
 static bool
-wait_before_batch(const struct driver_ctx *d, struct rule_sql *rs, size_t ti,
+wait_before_batch(const struct driver_ctx *d, struct plan *rs, size_t ti,
 		  double deadline)
 {
 	if (!d->hooks || !d->hooks->before_batch)
@@ -264,7 +264,7 @@ wait_before_batch(const struct driver_ctx *d, struct rule_sql *rs, size_t ti,
  * for much of retentiond's WAL to reach disk (busy.h).
  */
 enum rule_outcome
-driver_run(const struct driver_ctx *d, struct rule_sql *rs, size_t ti,
+driver_run(const struct driver_ctx *d, struct plan *rs, size_t ti,
 	   const char *cutoff, const char *detail, double rule_deadline,
 	   struct driver_totals *tot, char **message)
 {
@@ -283,7 +283,7 @@ driver_run(const struct driver_ctx *d, struct rule_sql *rs, size_t ti,
 	};
 	bool watch = dc.busy_target_ms > 0 && dc.busy_target_ms < target;
 	double deadline = fmin(d->deadline_ms, rule_deadline);
-	struct driver_state s = driver_start(&dc, rs->targets[ti].range != NULL);
+	struct driver_state s = driver_start(&dc, rs->targets[ti].range.sql != NULL);
 	struct busy busy = { 0 };
 	char *from = xstrdup("-infinity");
 	bool short_wait = false;	/* the session's lock_timeout now */

@@ -104,7 +104,7 @@ struct driver_hooks {
 	/* Before every batch: how many ms to wait before asking again (0:
 	 * go on). The seam for what must hold before a batch runs (a
 	 * standby's replay lag, an export's progress). NULL: never wait. */
-	double (*before_batch)(void *arg, const struct rule_sql *rs,
+	double (*before_batch)(void *arg, const struct plan *rs,
 			       size_t target);
 	void *arg;
 };
@@ -129,7 +129,7 @@ struct driver_totals {
  * DETAIL: the audit rows' detail (JSON) or NULL. Returns the outcome and,
  * for LOCKED and FAILED, *message (malloc'd, naming the target).
  */
-enum rule_outcome driver_run(const struct driver_ctx *d, struct rule_sql *rs,
+enum rule_outcome driver_run(const struct driver_ctx *d, struct plan *rs,
 			     size_t ti, const char *cutoff, const char *detail,
 			     double rule_deadline, struct driver_totals *tot,
 			     char **message);

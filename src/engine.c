@@ -8,7 +8,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "batch.h"
+#include "count.h"
+#include "plan.h"
 #include "db.h"
 #include "driver.h"
 #include "erasure.h"
@@ -166,7 +167,7 @@ hook_progress(void *arg, const struct rule *r, long long changed)
 
 /* Work through one target with the driver. */
 static enum rule_outcome
-work_target(struct cycle *c, struct rule_sql *rs, size_t ti,
+work_target(struct cycle *c, struct plan *rs, size_t ti,
 	    struct rule_result *rr, double rule_deadline)
 {
 	struct driver_hooks hooks = { .should_stop = hook_stop,
@@ -187,11 +188,11 @@ work_target(struct cycle *c, struct rule_sql *rs, size_t ti,
 }
 
 static void
-count_overdue(struct cycle *c, struct rule_sql *rs, struct rule_result *rr)
+note_overdue(struct cycle *c, struct plan *rs, struct rule_result *rr)
 {
 	char *err = NULL;
 	char *late = query_cutoff(c, rs->rule, true, &err);
-	if (!late || !batch_count_due(c->conn, rs, late, &rr->overdue, &err)) {
+	if (!late || !count_due(c->conn, rs, late, &rr->overdue, &err)) {
 		log_warning("rule \"%s\": could not count overdue rows: %s",
 			    rs->rule->name, err);
 		free(err);
@@ -205,12 +206,12 @@ count_overdue(struct cycle *c, struct rule_sql *rs, struct rule_result *rr)
  * Not before a run, where after_run says it: on a partitioned table the
  * query plans every partition, the expired ones too. */
 static void
-count_oldest(struct cycle *c, struct rule_sql *rs, struct rule_result *rr)
+note_oldest(struct cycle *c, struct plan *rs, struct rule_result *rr)
 {
 	char *err = NULL;
 	free(rr->oldest);
 	rr->oldest = NULL;
-	if (!batch_oldest(c->conn, rs, &rr->oldest, &err)) {
+	if (!count_oldest(c->conn, rs, &rr->oldest, &err)) {
 		log_warning("rule \"%s\": could not find the oldest row: %s",
 			    rs->rule->name, err);
 		free(err);
@@ -219,7 +220,7 @@ count_oldest(struct cycle *c, struct rule_sql *rs, struct rule_result *rr)
 
 /* Drop or detach whole expired partitions (or, in a plan, say which). */
 static bool
-retire_partitions(struct cycle *c, struct rule_sql *rs, struct rule_result *rr,
+retire_partitions(struct cycle *c, struct plan *rs, struct rule_result *rr,
 		  char **err)
 {
 	struct partition_result pr;
@@ -252,7 +253,7 @@ retire_partitions(struct cycle *c, struct rule_sql *rs, struct rule_result *rr,
 	rr->changed += pr.rows;
 	bool reload = rr->partitions > 0 || pr.finalized > 0;
 	partition_result_free(&pr);
-	return !reload || batch_reload_targets(c->conn, c->cfg, rs, err);
+	return !reload || plan_reload_targets(c->conn, c->cfg, rs, err);
 }
 
 /*
@@ -265,24 +266,24 @@ retire_partitions(struct cycle *c, struct rule_sql *rs, struct rule_result *rr,
  * then come from after_run, or in full when the guard refuses.
  */
 static bool
-count_before(struct cycle *c, struct rule_sql *rs, struct rule_result *rr,
+count_before(struct cycle *c, struct plan *rs, struct rule_result *rr,
 	     bool full, char **err)
 {
 	const struct rule *r = rs->rule;
-	struct batch_counts counts;
+	struct count_rows counts;
 
 	if (!full) {
 		long long at_most = 1;
 		if (!c->opt->force && r->limits.max_fraction < 1.0)
 			at_most = (long long)(r->limits.max_fraction *
 					      (double)rr->table_rows) + 1;
-		if (!batch_count_upto(c->conn, rs, rr->cutoff, at_most,
+		if (!count_upto(c->conn, rs, rr->cutoff, at_most,
 				      &rr->eligible, err))
 			return false;
 		if (at_most == 1 || rr->eligible < at_most)
 			return true;
 	}
-	if (!batch_count(c->conn, rs, rr->cutoff, &counts, err))
+	if (!count_rule(c->conn, rs, rr->cutoff, &counts, err))
 		return false;
 	rr->eligible = counts.eligible;
 	rr->held = counts.held;
@@ -294,13 +295,13 @@ count_before(struct cycle *c, struct rule_sql *rs, struct rule_result *rr,
  * overdue, in one pass. False (logged) when that failed; the caller
  * counts apart. */
 static bool
-after_run(struct cycle *c, struct rule_sql *rs, struct rule_result *rr)
+after_run(struct cycle *c, struct plan *rs, struct rule_result *rr)
 {
-	struct batch_after after;
+	struct count_after after;
 	char *err = NULL;
 	char *late = query_cutoff(c, rs->rule, true, &err);
 
-	if (!late || !batch_after(c->conn, rs, rr->cutoff, late, &after, &err)) {
+	if (!late || !count_after_run(c->conn, rs, rr->cutoff, late, &after, &err)) {
 		log_warning("rule \"%s\": could not count the rows left: %s",
 			    rs->rule->name, err);
 		free(err);
@@ -310,9 +311,9 @@ after_run(struct cycle *c, struct rule_sql *rs, struct rule_result *rr)
 	free(late);
 	free(rr->oldest);
 	rr->oldest = after.oldest;
-	rr->held = after.counts.held;
-	rr->blocked = after.counts.blocked;
-	rr->eligible = rr->changed + after.counts.eligible;
+	rr->held = after.rows.held;
+	rr->blocked = after.rows.blocked;
+	rr->eligible = rr->changed + after.rows.eligible;
 	rr->overdue = after.overdue;
 	return true;
 }
@@ -320,13 +321,13 @@ after_run(struct cycle *c, struct rule_sql *rs, struct rule_result *rr)
 static void
 run_rule_steps(struct cycle *c, const struct rule *r, struct rule_result *rr)
 {
-	struct rule_sql rs;
+	struct plan rs;
 	char *err = NULL;
 	double t0 = monotonic_ms();
 
 	rr->rule = r;
 	status(c, "rule %s: counting", r->name);
-	if (!batch_prepare(c->conn, c->cfg, r, r->action, BATCH_EXPIRY, NULL,
+	if (!plan_compile(c->conn, c->cfg, r, r->action, PLAN_EXPIRY, NULL,
 			   &rs, &err)) {
 		log_error("rule \"%s\" (%s.%s): %s", r->name, r->schema,
 			  r->table, err);
@@ -339,11 +340,11 @@ run_rule_steps(struct cycle *c, const struct rule *r, struct rule_result *rr)
 	rr->cutoff = query_cutoff(c, r, false, &err);
 	bool full = c->opt->dry_run || !rule_selected(c->opt, r);
 	if (!rr->cutoff ||
-	    !batch_table_rows(c->conn, &rs, &rr->table_rows, &err) ||
+	    !count_table_rows(c->conn, &rs, &rr->table_rows, &err) ||
 	    !count_before(c, &rs, rr, full, &err)) {
 		rr->outcome = OUTCOME_FAILED;
 		rr->message = err;
-		batch_release(&rs);
+		plan_release(&rs);
 		return;
 	}
 
@@ -360,7 +361,7 @@ run_rule_steps(struct cycle *c, const struct rule *r, struct rule_result *rr)
 	} else if (rr->eligible == 0) {
 		rr->outcome = OUTCOME_NOTHING;
 		if (after_run(c, &rs, rr)) {
-			batch_release(&rs);
+			plan_release(&rs);
 			rr->seconds = (monotonic_ms() - t0) / 1000.0;
 			return;
 		}
@@ -375,14 +376,14 @@ run_rule_steps(struct cycle *c, const struct rule *r, struct rule_result *rr)
 			rr->outcome = work_target(c, &rs, i, rr, deadline);
 		status(c, "rule %s: counting what is left", r->name);
 		if (after_run(c, &rs, rr)) {
-			batch_release(&rs);
+			plan_release(&rs);
 			rr->seconds = (monotonic_ms() - t0) / 1000.0;
 			return;
 		}
 	}
-	count_oldest(c, &rs, rr);
-	count_overdue(c, &rs, rr);
-	batch_release(&rs);
+	note_oldest(c, &rs, rr);
+	note_overdue(c, &rs, rr);
+	plan_release(&rs);
 	rr->seconds = (monotonic_ms() - t0) / 1000.0;
 }
 
@@ -633,7 +634,7 @@ engine_cycle(PGconn *conn, const struct config *cfg,
 
 	/* No parallel workers: a retention job should not take the cores the
 	 * application needs, and on a small server the counts right after a
-	 * big delete (one visit to each dead row, see batch_after) cost more
+	 * big delete (one visit to each dead row, see count_after_run) cost more
 	 * CPU in parallel than alone. */
 	if (!db_parallel_query(conn, false, &err)) {
 		log_warning("could not turn parallel query off: %s", err);

@@ -5,7 +5,8 @@
 #include <string.h>
 
 #include "audit.h"
-#include "batch.h"
+#include "count.h"
+#include "plan.h"
 #include "db.h"
 #include "driver.h"
 #include "hold.h"
@@ -108,10 +109,10 @@ keep_rule(PGconn *conn, const struct config *cfg, const struct rule *r,
 /* What is left after the driver stopped early (time, a stop): counted
  * unless a stop is on, since a stop may cancel whatever runs. */
 static void
-note_left(const struct driver_ctx *d, struct rule_sql *rs,
+note_left(const struct driver_ctx *d, struct plan *rs,
 	  enum rule_outcome o, struct erasure_rule_result *rr)
 {
-	struct batch_counts counts;
+	struct count_rows counts;
 	char *err = NULL;
 
 	if (o == OUTCOME_STOPPED) {
@@ -120,7 +121,7 @@ note_left(const struct driver_ctx *d, struct rule_sql *rs,
 				      "cycle");
 		return;
 	}
-	if (!batch_count(d->conn, rs, NULL, &counts, &err)) {
+	if (!count_rule(d->conn, rs, NULL, &counts, &err)) {
 		rr->message = err;
 		rr->failed = true;
 		return;
@@ -136,8 +137,8 @@ apply_rule(const struct driver_ctx *d, const struct rule *r,
 	   struct erasure_outcome *eo, bool dry_run,
 	   struct erasure_rule_result *rr)
 {
-	struct rule_sql rs;
-	struct batch_counts counts;
+	struct plan rs;
+	struct count_rows counts;
 	char *err = NULL;
 	enum rule_outcome o = OUTCOME_DONE;
 	double deadline = monotonic_ms() +
@@ -149,7 +150,7 @@ apply_rule(const struct driver_ctx *d, const struct rule *r,
 		keep_rule(d->conn, d->cfg, r, eo, d->run_id, dry_run, rr);
 		return;
 	}
-	if (!batch_prepare(d->conn, d->cfg, r, r->on_erasure, BATCH_ERASURE,
+	if (!plan_compile(d->conn, d->cfg, r, r->on_erasure, PLAN_ERASURE,
 			   eo->subject_id, &rs, &err)) {
 		rr->message = err;
 		rr->failed = true;
@@ -168,7 +169,7 @@ apply_rule(const struct driver_ctx *d, const struct rule *r,
 	} else if (o == OUTCOME_TIME || o == OUTCOME_STOPPED) {
 		note_left(d, &rs, o, rr);
 	} else if (o == OUTCOME_DONE &&
-		   batch_count(d->conn, &rs, NULL, &counts, &err)) {
+		   count_rule(d->conn, &rs, NULL, &counts, &err)) {
 		/* what is left: in a plan, everything due; after a run, rows
 		 * that a reference or a lock kept */
 		if (dry_run)
@@ -183,7 +184,7 @@ apply_rule(const struct driver_ctx *d, const struct rule *r,
 		rr->failed = true;
 	}
 	free(detail);
-	batch_release(&rs);
+	plan_release(&rs);
 }
 
 static char *
