@@ -18,6 +18,7 @@
 #include "partition.h"
 #include "schema.h"
 #include "strbuf.h"
+#include "summary.h"
 
 struct cycle {
 	PGconn *conn;
@@ -428,66 +429,6 @@ check_clock(struct cycle *c, char **err)
 		return false;
 	}
 	return true;
-}
-
-static char *
-summary_json(const struct run_result *out)
-{
-	struct strbuf b = STRBUF_INIT;
-	sb_printf(&b, "{\"changed\": %lld, \"seconds\": %.3f, \"rules\": [",
-		  out->changed, out->seconds);
-	for (size_t i = 0; i < out->n_rules; i++) {
-		const struct rule_result *rr = &out->rules[i];
-		sb_add(&b, i ? ", {\"rule\": " : "{\"rule\": ");
-		sb_json_str(&b, rr->rule->name);
-		sb_add(&b, ", \"policy\": ");
-		sb_json_str(&b, rr->rule->policy);
-		char table[512], retain[DURATION_TEXT_MAX];
-		snprintf(table, sizeof(table), "%s.%s", rr->rule->schema,
-			 rr->rule->table);
-		duration_to_interval(&rr->rule->retain, retain, sizeof(retain));
-		sb_add(&b, ", \"table\": ");
-		sb_json_str(&b, table);
-		sb_add(&b, ", \"action\": ");
-		sb_json_str(&b, rule_action_name(rr->rule->action));
-		sb_add(&b, ", \"retain\": ");
-		sb_json_str(&b, retain);
-		sb_printf(&b, ", \"compliant\": %s, \"overdue\": %lld, "
-			  "\"table_rows\": %lld",
-			  rule_result_compliant(rr) ? "true" : "false",
-			  rr->overdue, rr->table_rows);
-		sb_add(&b, ", \"outcome\": ");
-		sb_json_str(&b, rule_outcome_name(rr->outcome));
-		sb_add(&b, ", \"cutoff\": ");
-		sb_json_str(&b, rr->cutoff);
-		sb_printf(&b, ", \"partitions\": %lld", rr->partitions);
-		sb_printf(&b, ", \"eligible\": %lld, \"held\": %lld, "
-			  "\"blocked\": %lld, \"changed\": %lld, \"batches\": %lld, "
-			  "\"longest_batch_ms\": %.1f",
-			  rr->eligible, rr->held, rr->blocked, rr->changed,
-			  rr->batches, rr->longest_batch_ms);
-		sb_add(&b, ", \"oldest\": ");
-		sb_json_str(&b, rr->oldest);
-		sb_add(&b, ", \"message\": ");
-		sb_json_str(&b, rr->message);
-		sb_add(&b, "}");
-	}
-	sb_add(&b, "], \"erasures\": [");
-	for (size_t i = 0; i < out->n_erasures; i++) {
-		const struct erasure_outcome *eo = &out->erasures[i];
-		sb_printf(&b, "%s{\"id\": %lld, \"subject\": ", i ? ", " : "",
-			  eo->id);
-		sb_json_str(&b, eo->subject);
-		sb_add(&b, ", \"subject_id\": ");
-		sb_json_str(&b, eo->subject_id);
-		sb_add(&b, ", \"status\": ");
-		sb_json_str(&b, eo->status);
-		sb_add(&b, ", \"due_at\": ");
-		sb_json_str(&b, eo->due_at);
-		sb_printf(&b, ", \"changed\": %lld}", eo->changed);
-	}
-	sb_add(&b, "]}");
-	return sb_take(&b);
 }
 
 static enum run_status

@@ -5,6 +5,8 @@ Promises:
   - a rule whose legal-hold condition cannot be built fails ("could not
     build the legal-hold condition"), `run` exits 1, and no row (held or
     not) is touched, no audit row written;
+  - the report refuses a run whose summary lacks a key it reads (exit 1,
+    naming the key) instead of reading it as 0;
   - `run` and `plan` refuse a schema older than the binary, exit 1,
     "schema version N is older than this retentiond's M; run `retentiond
     init-db`";
@@ -122,6 +124,24 @@ class CoreTest(harness.IntegrationTest):
                                 " FROM customers", db), "1,2,3")
         self.assertEqual(self.q("SELECT sum(rows) FROM retention.actions"
                                 " WHERE action = 'delete'", db), "6")
+
+    # --- the report reads what the engine wrote, strictly -------------------
+
+    def test_report_refuses_a_summary_without_a_key(self):
+        db, config = self.hold_setup()
+        self.assertExit(harness.run(["run", "--force"], config=config), 0)
+        run = self.q("SELECT max(id) FROM retention.runs", db)
+        proc = harness.run(["report", "--run", run], config=config)
+        self.assertExit(proc, 0)
+        self.assertIn("closed-accounts", proc.stdout)
+        # a key renamed on one side must not read as 0
+        self.q("UPDATE retention.runs SET summary = jsonb_set(summary,"
+               " '{rules,0}', (summary->'rules'->0) - 'held')"
+               f" WHERE id = {run}", db)
+        proc = harness.run(["report", "--run", run], config=config)
+        self.assertExit(proc, 1)
+        self.assertIn(f'run {run}: the summary of rule "closed-accounts" has no held',
+                      proc.stderr)
 
     # --- the schema must be as new as the binary ----------------------------
 
