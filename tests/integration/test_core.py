@@ -45,6 +45,11 @@ rules = (
 
 ERASE_ROWS = 200000
 
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
 ERASE_CONFIG = """\
 database: {
   conninfo = "%(conninfo)s";
@@ -166,6 +171,35 @@ class CoreTest(harness.IntegrationTest):
                               proc.stderr)
         # refused before anything: no run recorded, no row deleted
         self.assertEqual(self.q("SELECT count(*) FROM retention.runs", db), runs)
+        self.assertEqual(self.q("SELECT count(*) FROM customers", db), "1")
+
+    def test_daemon_refuses_an_older_schema_and_keeps_trying(self):
+        db = self.new_db()
+        self.cluster.psql(
+            "CREATE TABLE customers (id int PRIMARY KEY, closed_at timestamptz);"
+            "INSERT INTO customers VALUES (1, now() - interval '2 years');",
+            dbname=db)
+        config = harness.write_config(
+            self.tmp, (HOLD_CONFIG + 'schedule: { interval = "1h"; };\n')
+            % {"conninfo": self.cluster.conninfo(db)})
+        self.assertExit(harness.run(["init-db"], config=config), 0)
+        latest = int(self.q("SELECT max(version) FROM retention.schema_version", db))
+        self.q("DELETE FROM retention.schema_version WHERE version = %d" % latest, db)
+        log = os.path.join(self.tmp, "daemon.log")
+        with open(log, "w") as out:
+            args = ["daemon"] + (["--allow-root"] if os.geteuid() == 0 else [])
+            proc = harness.spawn(args, config=config, stdout=out, stderr=out)
+            want = (f"schema version {latest - 1} is older than this "
+                    f"retentiond's {latest}; run `retentiond init-db`")
+            deadline = time.monotonic() + 30
+            while want not in read(log):
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    self.fail(f"no {want!r} in the daemon's log:\n" + read(log))
+                time.sleep(0.1)
+            # it stays up (to try again), and changed nothing
+            self.assertIsNone(proc.poll())
+            proc.send_signal(signal.SIGTERM)
+            self.assertEqual(proc.wait(timeout=30), 0)
         self.assertEqual(self.q("SELECT count(*) FROM customers", db), "1")
 
     # --- erasure through the driver -----------------------------------------
