@@ -258,8 +258,10 @@ class CoreTest(harness.IntegrationTest):
         took = time.monotonic() - t0
         self.assertExit(proc, 0)
         # the cycle's budget holds for the erasure: a second for the run,
-        # and the process's start and the counts around it
-        self.assertLess(took, 8, proc.stdout + proc.stderr)
+        # and the process's start and the counts around it (slack for a
+        # sanitizer build on a busy machine); the whole erasure at these
+        # limits takes ten seconds and more
+        self.assertLess(took, 10, proc.stdout + proc.stderr)
         status, detail = self.request(db)
         self.assertEqual(status, "pending", detail)
         rule = detail["rules"][0]
