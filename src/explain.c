@@ -8,12 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "batch.h"
 #include "db.h"
 #include "engine.h"
+#include "plan.h"
 #include "strbuf.h"
-
-#define OID_TEXT 25
 
 /* Whether the outcome the run recorded (as the engine names it) is O. */
 static bool
@@ -50,11 +48,12 @@ add_ref(struct report_explain *e, const char *table, long long rows)
 /*
  * Per table whose non-cascading foreign key points at the rule's table:
  * how many of the blocked rows (BLOCKED, a condition on alias t) it still
- * refers to. The same foreign keys as batch.c's load_references, counted
- * one by one so the report can name them.
+ * refers to. The foreign keys of plan_frag.c's unreferenced fragment,
+ * counted one by one so the report can name them.
  */
 static bool
-count_refs(PGconn *conn, struct rule_sql *rs, const char *blocked,
+count_refs(PGconn *conn, const struct plan *rs, const char *cutoff,
+	   const char *blocked,
 	   struct report_explain *e, char **err)
 {
 	const char *p[] = { rs->oid };
@@ -118,7 +117,7 @@ count_refs(PGconn *conn, struct rule_sql *rs, const char *blocked,
 	PQclear(res);
 	if (ok && n > 0) {
 		sb_printf(&sql, ")) FROM %s t WHERE %s", rs->qtable, blocked);
-		res = batch_exec(conn, rs, sql.s, err);
+		res = plan_exec_sql(conn, rs, sql.s, cutoff, err);
 		if (!res) {
 			ok = false;
 		} else {
@@ -140,23 +139,25 @@ count_refs(PGconn *conn, struct rule_sql *rs, const char *blocked,
 /* The ids of the active holds that keep rows of the rule (HELD, a
  * condition on alias t), as "3, 7", at most EXPLAIN_MAX_IDS of them. */
 static bool
-hold_ids(PGconn *conn, const struct config *cfg, struct rule_sql *rs,
-	 const char *held, struct report_explain *e, char **err)
+hold_ids(PGconn *conn, const struct config *cfg, const struct plan *rs,
+	 const char *cutoff, const char *held, struct report_explain *e,
+	 char **err)
 {
 	const struct rule *rule = rs->rule;
 	char *holds = db_qualified(conn, cfg->database.schema, "legal_holds");
 	char *subj = db_ident(conn, rule->subject_column);
+	int k = 0;
 
-	if (!holds || !subj || rs->nparams >= BATCH_MAX_PARAMS) {
+	/* the rule's subject is one of the fragments' parameters already */
+	for (int i = 0; i < rs->nfrag; i++)
+		if (rs->frag_args[i] == PA_SUBJECT)
+			k = i + 1;
+	if (!holds || !subj || k == 0) {
 		free(holds);
 		free(subj);
 		*err = xstrdup("could not build the query for the hold ids");
 		return false;
 	}
-	/* the subject as one more bound parameter of the rule's own */
-	int k = ++rs->nparams;
-	rs->types[k - 1] = OID_TEXT;
-	rs->values[k - 1] = rule->subject;
 	/* hold.c's active condition, as hold_sql_not_held has it */
 	char *sql = xasprintf(
 		"SELECT h.id, count(*) OVER () FROM %s h"
@@ -166,9 +167,8 @@ hold_ids(PGconn *conn, const struct config *cfg, struct rule_sql *rs,
 		"  AND h.subject_id = (t.%s)::text)"
 		" ORDER BY h.id LIMIT %d", holds, k, rs->qtable, held, subj,
 		EXPLAIN_MAX_IDS);
-	PGresult *res = batch_exec(conn, rs, sql, err);
+	PGresult *res = plan_exec_sql(conn, rs, sql, cutoff, err);
 
-	rs->nparams--;
 	free(sql);
 	free(holds);
 	free(subj);
@@ -191,17 +191,17 @@ static bool
 explain_rule(PGconn *conn, const struct config *cfg, const struct rule *rule,
 	     const char *cutoff, struct report_explain *e, char **err)
 {
-	struct rule_sql rs;
+	struct plan rs;
 	bool ok = false;
 
 	memset(&rs, 0, sizeof(rs));
-	if (!batch_prepare(conn, cfg, rule, rule->action, BATCH_EXPIRY, NULL,
-			   &rs, err))
+	if (!plan_compile(conn, cfg, rule, rule->action, PLAN_EXPIRY, NULL,
+			  &rs, err))
 		return false;
-	batch_set_fixed(&rs, cutoff);
 
-	const char *h = rs.not_held ? rs.not_held : "true";
-	const char *f = rs.unreferenced ? rs.unreferenced : "true";
+	/* "true" when the rule has no subject / nothing refers to it */
+	const char *h = rs.not_held;
+	const char *f = rs.unreferenced;
 	char *kept = rule->where
 		? xasprintf("NOT coalesce((%s), false)", rule->where)
 		: xstrdup("false");
@@ -218,7 +218,7 @@ explain_rule(PGconn *conn, const struct config *cfg, const struct rule *rule,
 		" count(*) FILTER (WHERE %s AND %s AND %s)"
 		" FROM %s t WHERE %s", kept, done, held, blocked, rs.eligible,
 		h, f, rs.qtable, rs.expired ? rs.expired : "false");
-	PGresult *res = batch_exec(conn, &rs, sql, err);
+	PGresult *res = plan_exec_sql(conn, &rs, sql, cutoff, err);
 
 	free(sql);
 	if (!res)
@@ -231,11 +231,10 @@ explain_rule(PGconn *conn, const struct config *cfg, const struct rule *rule,
 	e->left = atoll(PQgetvalue(res, 0, 5));
 	PQclear(res);
 	e->where = rule->where ? xstrdup(rule->where) : NULL;
-	if (e->held > 0 && rs.not_held && rule->subject &&
-	    rule->subject_column && !hold_ids(conn, cfg, &rs, held, e, err))
+	if (e->held > 0 && rule->subject && rule->subject_column &&
+	    !hold_ids(conn, cfg, &rs, cutoff, held, e, err))
 		goto out;
-	if (e->blocked > 0 && rs.unreferenced &&
-	    !count_refs(conn, &rs, blocked, e, err))
+	if (e->blocked > 0 && !count_refs(conn, &rs, cutoff, blocked, e, err))
 		goto out;
 	ok = true;
 out:
@@ -243,7 +242,7 @@ out:
 	free(done);
 	free(held);
 	free(blocked);
-	batch_release(&rs);
+	plan_release(&rs);
 	return ok;
 }
 

@@ -8,7 +8,7 @@
  * it is due and the cycle did not get to it (max_runtime, a lock timeout,
  * a stop, a failure). explain_load() counts them after the run, from the
  * report side, with the same conditions the engine's batches use
- * (batch_prepare); the engine could record them in runs.summary instead,
+ * (plan_compile); the engine could record them in runs.summary instead,
  * which would also make a later report show the state at the run's end.
  *
  * Personal data never leaves the database here: the counts, the `where`
