@@ -15,6 +15,7 @@
 #include "log.h"
 #include "order.h"
 #include "partition.h"
+#include "restore.h"
 #include "strbuf.h"
 
 /* How often a batch that hit statement_timeout is retried, each time with
@@ -912,6 +913,9 @@ engine_cycle(PGconn *conn, const struct config *cfg,
 			runlog_unlock(conn, schema);
 		return ENGINE_ERROR;
 	}
+	/* before any work: a restored database gets its erasures back first */
+	if (!opt->dry_run)
+		restore_check(conn, cfg, c.run_id);
 
 	/* No parallel workers: a retention job should not take the cores the
 	 * application needs, and on a small server the counts right after a
