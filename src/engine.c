@@ -12,10 +12,10 @@
 #include "busy.h"
 #include "db.h"
 #include "erasure.h"
+#include "restore.h"
 #include "log.h"
 #include "order.h"
 #include "partition.h"
-#include "restore.h"
 #include "strbuf.h"
 
 /* How often a batch that hit statement_timeout is retried, each time with
