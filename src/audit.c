@@ -119,6 +119,7 @@ check_row(struct walk *w, struct audit_verify_result *r, long long id,
 	}
 	snprintf(w->expect, sizeof(w->expect), "%s", hash);
 	w->last_id = id;
+	r->last_id = id;
 	w->any = true;
 	r->n_rows++;
 	snprintf(r->last_hash, sizeof(r->last_hash), "%s", hash);
@@ -173,8 +174,8 @@ load_head(PGconn *conn, const char *qschema, struct walk *w, char **err)
 
 /* Walk the rows page by page; 0 intact so far, 1 broken, -1 error. */
 static int
-walk_rows(PGconn *conn, const char *qschema, struct walk *w,
-	  struct audit_verify_result *r, char **err)
+walk_rows(PGconn *conn, const char *qschema, long long after_id,
+	  struct walk *w, struct audit_verify_result *r, char **err)
 {
 	/* Binary results: the canonical text arrives as the exact UTF-8
 	 * bytes the trigger hashed, whatever client_encoding is. */
@@ -186,7 +187,7 @@ walk_rows(PGconn *conn, const char *qschema, struct walk *w,
 	char after[32];
 	int status = 0;
 
-	snprintf(after, sizeof(after), "%lld", (long long)INT64_MIN);
+	snprintf(after, sizeof(after), "%lld", after_id);
 	while (status == 0) {
 		const char *p[] = { after };
 		PGresult *res = PQexecParams(conn, sql, 1, NULL, p, NULL, NULL, 1);
@@ -245,9 +246,94 @@ audit_verify(PGconn *conn, const char *schema, struct audit_verify_result *r,
 		free(e);
 		status = -1;
 	} else {
-		status = walk_rows(conn, qschema, &w, r, err);
+		status = walk_rows(conn, qschema, (long long)INT64_MIN, &w, r,
+				   err);
 		if (status == 0)
 			status = check_head(&w, r);
+	}
+	free(qschema);
+	if (!db_exec(conn, status < 0 ? "ROLLBACK" : "COMMIT", &e)) {
+		if (status >= 0) {
+			*err = e;
+			return -1;
+		}
+		free(e);
+	}
+	return status;
+}
+
+/* Does row FROM_ID still carry FROM_HASH, and hash to it? 1 yes, 0 no,
+ * -1 error. */
+static int
+from_row_intact(PGconn *conn, const char *qschema, long long from_id,
+		const char *from_hash, char **err)
+{
+	char *sql = xasprintf(
+		"SELECT a.prev_hash, a.hash,"
+		" pg_catalog.convert_to(" AUDIT_CANONICAL_SQL ", 'UTF8')"
+		" FROM %s.actions a WHERE a.id = $1::bigint", qschema);
+	char id[32], computed[SHA256_HEX_LEN];
+	snprintf(id, sizeof(id), "%lld", from_id);
+	const char *p[] = { id };
+	PGresult *res = PQexecParams(conn, sql, 1, NULL, p, NULL, NULL, 1);
+	free(sql);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		char *e = db_error(conn, res);
+		*err = xasprintf("could not read the audit trail: %s", e);
+		free(e);
+		PQclear(res);
+		return -1;
+	}
+	int ok = 0;
+	if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 1), from_hash) == 0) {
+		audit_chain_hash(PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 2),
+				 (size_t)PQgetlength(res, 0, 2), computed);
+		ok = strcmp(computed, from_hash) == 0;
+	}
+	PQclear(res);
+	return ok;
+}
+
+int
+audit_verify_from(PGconn *conn, const char *schema, long long from_id,
+		  const char *from_hash, struct audit_verify_result *r,
+		  char **err)
+{
+	struct walk w;
+	char *e = NULL;
+	int status;
+
+	memset(r, 0, sizeof(*r));
+	memset(&w, 0, sizeof(w));
+	/* the known-good link stands for every row up to it */
+	snprintf(w.expect, sizeof(w.expect), "%s", from_hash);
+	snprintf(r->last_hash, sizeof(r->last_hash), "%s", from_hash);
+	w.any = true;
+	w.last_id = r->last_id = from_id;
+
+	char *qschema = db_ident(conn, schema);
+	if (!qschema) {
+		*err = db_error(conn, NULL);
+		return -1;
+	}
+	if (!db_exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", &e)) {
+		*err = e;
+		free(qschema);
+		return -1;
+	}
+	status = from_row_intact(conn, qschema, from_id, from_hash, err);
+	if (status == 1) {
+		if (!load_head(conn, qschema, &w, &e)) {
+			*err = xasprintf("could not read the audit head: %s", e);
+			free(e);
+			status = -1;
+		} else {
+			status = walk_rows(conn, qschema, from_id, &w, r, err);
+			if (status == 0)
+				status = check_head(&w, r);
+		}
+	} else if (status == 0) {
+		status = AUDIT_FROM_GONE;
 	}
 	free(qschema);
 	if (!db_exec(conn, status < 0 ? "ROLLBACK" : "COMMIT", &e)) {

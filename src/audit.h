@@ -41,6 +41,7 @@ struct audit_verify_result {
 	long long first_bad_id;	/* 0 when intact */
 	char reason[256];	/* why the chain is broken; "" when intact */
 	char last_hash[SHA256_HEX_LEN];	/* hash of the last good row */
+	long long last_id;	/* id of the last good row; 0: none */
 };
 
 /*
@@ -51,6 +52,20 @@ struct audit_verify_result {
  */
 int audit_verify(PGconn *conn, const char *schema,
 		 struct audit_verify_result *result, char **err) MUSTCHECK;
+
+/*
+ * The same check from a link known to be good (the head the ledger
+ * recorded after an earlier check): row FROM_ID must still carry
+ * FROM_HASH and hash to it, then only the rows after it are walked, so
+ * the cost follows what was appended since, not the length of the trail.
+ * result->n_rows counts those rows only. Returns as audit_verify, or
+ * AUDIT_FROM_GONE when row FROM_ID is missing or changed (a restore, or
+ * tampering: check every row instead).
+ */
+#define AUDIT_FROM_GONE 2
+int audit_verify_from(PGconn *conn, const char *schema, long long from_id,
+		      const char *from_hash, struct audit_verify_result *result,
+		      char **err) MUSTCHECK;
 
 /*
  * Append one action, inside the caller's transaction. cutoff,

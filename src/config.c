@@ -39,6 +39,20 @@ set_defaults(struct config *cfg)
 	cfg->mail.tls = MAIL_TLS_STARTTLS;
 	cfg->mail.send = MAIL_SEND_CHANGES;
 	cfg->mail.timeout = (struct duration){30, DUR_SECOND};
+	cfg->state_directory = xstrdup(config_default_state_directory());
+}
+
+const char *
+config_default_state_directory(void)
+{
+	/* systemd's StateDirectory=, so that retentiond@NAME gets its own
+	 * /var/lib/retentiond/NAME; a list (several directories) or a
+	 * relative path is not ours */
+	const char *env = getenv("STATE_DIRECTORY");
+
+	if (env && env[0] == '/' && !strchr(env, ':'))
+		return env;
+	return CONFIG_STATE_DIRECTORY;
 }
 
 static char *
@@ -445,6 +459,7 @@ config_free(struct config *cfg)
 	secret_clear(&cfg->mail.password);
 	free(cfg->report.directory);
 	free(cfg->metrics_file);
+	free(cfg->state_directory);
 	for (size_t i = 0; i < cfg->n_rules; i++)
 		free_rule(&cfg->rules[i]);
 	free(cfg->rules);

@@ -157,6 +157,10 @@ struct config {
 
 	char *metrics_file;
 
+	/* Holds the ledger (SPEC §11). Default: $STATE_DIRECTORY when systemd
+	 * sets one (the unit's StateDirectory=), else /var/lib/retentiond. */
+	char *state_directory;
+
 	struct rule *rules;
 	size_t n_rules;
 
@@ -179,6 +183,10 @@ bool config_load_string(const char *text, const char *name, struct config *out,
 			struct diag *diag) MUSTCHECK;
 
 void config_free(struct config *cfg);
+
+#define CONFIG_STATE_DIRECTORY "/var/lib/retentiond"
+/* state_directory when the file does not set it. */
+const char *config_default_state_directory(void);
 
 const struct rule *config_find_rule(const struct config *cfg,
 				    const char *name);

@@ -16,7 +16,7 @@
 
 static const char *const top_keys[] = {
 	"database", "schedule", "limits", "pseudonym_key_file", "mail",
-	"report", "metrics_file", "rules",
+	"report", "metrics_file", "rules", "state_directory",
 };
 static const char *const database_keys[] = {
 	"conninfo", "password_file", "schema", "statement_timeout",
@@ -509,6 +509,29 @@ parse_report(struct cfg_ctx *c, const config_setting_t *g)
 	}
 }
 
+/* The ledger lives there: a relative path would depend on where the daemon
+ * was started. */
+static void
+parse_state_directory(struct cfg_ctx *c, const config_setting_t *s)
+{
+	const char *v;
+
+	if (!cfg_string(c, s, &v))
+		return;
+	if (v[0] != '/') {
+		cfg_error(c, s, "\"state_directory\" must be an absolute path");
+		return;
+	}
+	for (const char *p = v; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+			cfg_error(c, s, "\"state_directory\" must not hold "
+				  "control characters");
+			return;
+		}
+	free(c->cfg->state_directory);
+	c->cfg->state_directory = xstrdup(v);
+}
+
 /* A group key written at the top level: say where it belongs. */
 static const char *
 owning_group(const char *name)
@@ -562,6 +585,8 @@ cfg_parse_root(struct cfg_ctx *c, const config_setting_t *root)
 			(void)cfg_dup_string(c, s, &cfg->pseudonym_key_file);
 		else if (strcmp(k, "metrics_file") == 0)
 			(void)cfg_dup_string(c, s, &cfg->metrics_file);
+		else if (strcmp(k, "state_directory") == 0)
+			parse_state_directory(c, s);
 		else if (strcmp(k, "rules") == 0)
 			rules = s;
 		else if ((group = owning_group(k)) != NULL)

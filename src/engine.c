@@ -13,6 +13,7 @@
 #include "db.h"
 #include "driver.h"
 #include "erasure.h"
+#include "restore.h"
 #include "log.h"
 #include "order.h"
 #include "partition.h"
@@ -572,6 +573,9 @@ engine_cycle(PGconn *conn, const struct config *cfg,
 			runlog_unlock(conn, schema);
 		return ENGINE_ERROR;
 	}
+	/* before any work: a restored database gets its erasures back first */
+	if (!opt->dry_run)
+		restore_check(conn, cfg, c.run_id);
 
 	/* No parallel workers: a retention job should not take the cores the
 	 * application needs, and on a small server the counts right after a

@@ -22,6 +22,7 @@
 #include "mail.h"
 #include "outbox.h"
 #include "report.h"
+#include "restore.h"
 #include "strbuf.h"
 
 /* Erasure requests named one by one in a mail; the rest are counted. */
@@ -281,8 +282,14 @@ postcycle(PGconn *conn, const struct config *cfg, const struct run_result *res)
 
 	bool mail = cfg->mail.configured && cfg->mail.send != MAIL_SEND_NEVER;
 
-	/* the report walks the whole audit chain: only when someone reads it */
-	if (res->run_id <= 0 || (!cfg->report.directory && !mail))
+	if (res->run_id <= 0)
+		return;
+	/* the ledger first: what it records survives a restore of the
+	 * database, which the report and mail below do not */
+	struct audit_verify_result av;
+	q.audit_status = restore_record_cycle(conn, cfg, res, &av);
+	q.audit = &av;
+	if (!cfg->report.directory && !mail)
 		return;
 	switch (report_load(conn, cfg, &q, &rep, &err)) {
 	case REPORT_LOADED:

@@ -131,10 +131,17 @@ struct report_totals {
 /* What to load: a run (run_id > 0), a range (since and/or until, as
  * PostgreSQL timestamptz input; an until that is a bare date means the
  * end of that day), or neither: the latest finished cycle. */
+struct audit_verify_result;
+
 struct report_query {
 	long long run_id;
 	const char *since;
 	const char *until;
+	/* The chain as the cycle checked it (from the ledger's head, issue
+	 * 20), with n_rows the whole trail's length, and its return value;
+	 * NULL: check every row here. */
+	const struct audit_verify_result *audit;
+	int audit_status;
 };
 
 enum report_load_status {

@@ -311,12 +311,20 @@ load_in_tx(struct ctx *c, const struct report_query *q, struct report *out)
 }
 
 static void
-load_audit(PGconn *conn, const char *schema, struct report *out)
+load_audit(PGconn *conn, const char *schema, const struct report_query *q,
+	   struct report *out)
 {
 	struct audit_verify_result v;
 	char *e = NULL;
+	int st;
 
-	switch (audit_verify(conn, schema, &v, &e)) {
+	if (q->audit) {
+		v = *q->audit;
+		st = q->audit_status;
+	} else {
+		st = audit_verify(conn, schema, &v, &e);
+	}
+	switch (st) {
 	case 0:
 		out->audit.status = REPORT_AUDIT_INTACT;
 		break;
@@ -327,7 +335,8 @@ load_audit(PGconn *conn, const char *schema, struct report *out)
 		break;
 	default:
 		out->audit.status = REPORT_AUDIT_UNKNOWN;
-		out->audit.reason = e;
+		out->audit.reason = e ? e : xstrdup("the audit trail could "
+						    "not be checked");
 		return;
 	}
 	out->audit.actions = v.n_rows;
@@ -374,7 +383,7 @@ report_load(PGconn *conn, const struct config *cfg,
 		}
 	}
 	if (st == REPORT_LOADED)
-		load_audit(conn, schema, out);
+		load_audit(conn, schema, q, out);
 	else
 		report_free(out);
 	free(c.runs);

@@ -717,6 +717,15 @@ class IntegrationTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
+        # The ledger (state_directory) defaults to $STATE_DIRECTORY, else
+        # /var/lib/retentiond: every retentiond this class starts gets a
+        # private one, so tests never share a ledger with each other or
+        # with the machine.
+        cls._class_state = make_tmpdir("rtd-state-")
+        cls.addClassCleanup(remove_tree, cls._class_state)
+        cls._saved_state_env = os.environ.get("STATE_DIRECTORY")
+        cls.addClassCleanup(cls._restore_state_env)
+        os.environ["STATE_DIRECTORY"] = cls._class_state
         if not os.access(RETENTIOND, os.X_OK):
             raise HarnessError(f"retentiond binary not found at {RETENTIOND}: "
                                "build it (scripts/build) or set RETENTIOND")
@@ -727,6 +736,13 @@ class IntegrationTest(unittest.TestCase):
             cls.addClassCleanup(cls._stop_cluster)
             cls.cluster.start()
             cls.setUpCluster()
+
+    @classmethod
+    def _restore_state_env(cls):
+        if cls._saved_state_env is None:
+            os.environ.pop("STATE_DIRECTORY", None)
+        else:
+            os.environ["STATE_DIRECTORY"] = cls._saved_state_env
 
     @classmethod
     def _stop_cluster(cls):
@@ -749,6 +765,11 @@ class IntegrationTest(unittest.TestCase):
         super().setUp()
         self.tmp = make_tmpdir("rtd-test-")
         self.addCleanup(remove_tree, self.tmp)
+        # a fresh ledger per test (see setUpClass), in self.state
+        self.state = os.path.join(self.tmp, "state")
+        os.environ["STATE_DIRECTORY"] = self.state
+        self.addCleanup(os.environ.__setitem__, "STATE_DIRECTORY",
+                        self._class_state)
 
     def run_rd(self, args, config=None, **kw):
         return run(args, config=config, **kw)

@@ -121,7 +121,9 @@ class SystemdUnitTest(IntegrationTest):
                 self.assertEqual(svc("RestrictAddressFamilies"),
                                  ["AF_UNIX AF_INET AF_INET6"])
                 self.assertIn("@system-service", svc("SystemCallFilter"))
-                self.assertEqual(svc("StateDirectory"), ["retentiond"])
+                # the ledger's directory (SPEC §11): one per instance
+                self.assertEqual(svc("StateDirectory"),
+                                 ["retentiond/%i" if "@" in unit else "retentiond"])
                 self.assertEqual(svc("ConfigurationDirectory"), ["retentiond"])
                 self.assertEqual(svc("UMask"), ["0077"])
                 creds = sorted(v.split(":")[0] for v in svc("LoadCredential"))

@@ -764,10 +764,70 @@ test_absolute_include_gets_a_clear_message(void **state)
 #endif
 }
 
+/* state_directory: systemd's $STATE_DIRECTORY, else /var/lib/retentiond,
+ * unless the file says; a relative path or control characters are refused
+ * at their line. */
+static void
+test_state_directory_default_environment_and_errors(void **state)
+{
+	static const struct {
+		const char *env;	/* NULL: unset */
+		const char *key;	/* NULL: not in the file */
+		const char *want;	/* NULL: error at line 2 with WHY */
+		const char *why;
+	} cases[] = {
+		{ NULL, NULL, "/var/lib/retentiond", NULL },
+		{ "/var/lib/retentiond/shop", NULL, "/var/lib/retentiond/shop", NULL },
+		/* several StateDirectory= entries, or not a path: not ours */
+		{ "/var/lib/a:/var/lib/b", NULL, "/var/lib/retentiond", NULL },
+		{ "relative", NULL, "/var/lib/retentiond", NULL },
+		{ "/var/lib/retentiond/shop", "\"/srv/state\"", "/srv/state", NULL },
+		{ NULL, "\"state\"", NULL, "must be an absolute path" },
+		{ NULL, "\"\"", NULL, "must not be empty" },
+		{ NULL, "\"/srv/a\\nb\"", NULL, "control characters" },
+		{ NULL, "42", NULL, "state_directory" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct config cfg;
+		struct diag d;
+		char text[512];
+
+		if (cases[i].env)
+			setenv("STATE_DIRECTORY", cases[i].env, 1);
+		else
+			unsetenv("STATE_DIRECTORY");
+		snprintf(text, sizeof(text), DB "%s%s%s\n" RULES,
+			 cases[i].key ? "state_directory = " : "",
+			 cases[i].key ? cases[i].key : "",
+			 cases[i].key ? ";" : "");
+		diag_init(&d);
+		bool ok = config_load_string(text, "test.conf", &cfg, &d);
+		if (cases[i].want) {
+			if (!ok)
+				print_diag(&d);
+			assert_true(ok);
+			assert_string_equal(cfg.state_directory, cases[i].want);
+			config_free(&cfg);
+		} else {
+			assert_false(ok);
+			if (!find_entry(&d, "test.conf", 2, cases[i].why)) {
+				print_error("case %zu\n", i);
+				print_diag(&d);
+				fail();
+			}
+		}
+		diag_fini(&d);
+	}
+	unsetenv("STATE_DIRECTORY");
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_state_directory_default_environment_and_errors),
 		cmocka_unit_test(test_full_config_loads_every_key),
 		cmocka_unit_test(test_spec_example_loads_as_written),
 		cmocka_unit_test(test_omitted_keys_take_the_documented_defaults),
