@@ -236,8 +236,8 @@ cycle_command(const struct cli *cli, bool plan)
 		break;
 	}
 	if (!plan && res.run_id) {
-		postcycle(conn, &cfg, &res);
-		(void)metrics_write(conn, &cfg, &res);
+		int audit = postcycle(conn, &cfg, &res);
+		(void)metrics_write(conn, &cfg, &res, audit);
 	}
 	run_result_free(&res);
 	cmd_teardown(&cfg, conn);

@@ -402,8 +402,8 @@ run_cycle(struct daemon *d, int64_t now)
 		d->backoff = 0;	/* the connection held for a whole cycle */
 	}
 	if (!lost && res.run_id) {
-		postcycle(d->conn, d->cfg, &res);
-		(void)metrics_write(d->conn, d->cfg, &res);
+		int audit = postcycle(d->conn, d->cfg, &res);
+		(void)metrics_write(d->conn, d->cfg, &res, audit);
 	}
 	run_result_free(&res);
 }

@@ -9,7 +9,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "audit.h"
 #include "db.h"
 #include "file.h"
 #include "log.h"
@@ -82,8 +81,10 @@ render_alerting(struct strbuf *b, const struct run_result *res,
 		  db->erasure_due_soon);
 	if (db->audit != METRICS_AUDIT_UNKNOWN) {
 		head(b, "retentiond_audit_chain_ok", "gauge",
-		     "1 when the audit trail's hash chain is intact (as "
-		     "`retentiond verify`), 0 when it is broken.");
+		     "1 when the audit trail's hash chain is intact as the "
+		     "cycle checked it (what was appended since the ledger's "
+		     "head; `retentiond verify` checks every row), 0 when it "
+		     "is broken.");
 		sb_printf(b, "retentiond_audit_chain_ok %d\n",
 			  db->audit == METRICS_AUDIT_INTACT ? 1 : 0);
 	}
@@ -268,22 +269,6 @@ metrics_collect(PGconn *conn, const char *schema, struct metrics_db *db,
 	db->outbox_oldest_s = atof(PQgetvalue(res, 0, 1));
 	PQclear(res);
 
-	/* a chain that cannot be checked now is left out, not called broken */
-	struct audit_verify_result v;
-	char *e = NULL;
-	switch (audit_verify(conn, schema, &v, &e)) {
-	case 0:
-		db->audit = METRICS_AUDIT_INTACT;
-		break;
-	case 1:
-		db->audit = METRICS_AUDIT_BROKEN;
-		break;
-	default:
-		log_warning("metrics: the audit chain could not be checked: %s",
-			    e);
-		free(e);
-		break;
-	}
 	return true;
 }
 
@@ -296,7 +281,7 @@ metrics_write_file(const char *path, const char *text, char **err)
 
 bool
 metrics_write(PGconn *conn, const struct config *cfg,
-	      const struct run_result *res)
+	      const struct run_result *res, int audit)
 {
 	struct metrics_db db;
 	struct strbuf b = STRBUF_INIT;
@@ -313,6 +298,9 @@ metrics_write(PGconn *conn, const struct config *cfg,
 		return false;
 	}
 	db.interval_s = (double)duration_ms(&cfg->schedule.interval) / 1000.0;
+	/* a chain that could not be checked is left out, not called broken */
+	db.audit = audit == 0 ? METRICS_AUDIT_INTACT
+		 : audit == 1 ? METRICS_AUDIT_BROKEN : METRICS_AUDIT_UNKNOWN;
 	clock_gettime(CLOCK_REALTIME, &now);
 	metrics_render(&b, res, &db,
 		       (double)now.tv_sec + (double)now.tv_nsec / 1e9);

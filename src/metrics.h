@@ -54,7 +54,8 @@ struct metrics_db {
 	long long holds_active;
 	struct metrics_total *totals;
 	size_t n_totals;
-	enum metrics_audit audit;	/* the audit chain, as `verify` */
+	enum metrics_audit audit;	/* the audit chain, as the cycle
+					 * checked it (postcycle) */
 	long long outbox_unsent;	/* mail not yet delivered */
 	double outbox_oldest_s;		/* age of the oldest of it; 0: none */
 	/* from the config, so an alert can compare ages with it; 0: unset */
@@ -63,9 +64,11 @@ struct metrics_db {
 
 /* After a cycle: read the database, render, write cfg->metrics_file. Does
  * nothing when metrics_file is not set; logs and returns false on failure
- * (the cycle's outcome does not change). */
+ * (the cycle's outcome does not change). AUDIT is the audit chain as the
+ * cycle checked it (postcycle: 0 intact, 1 broken, -1 not known): the
+ * metrics do not walk the chain again. */
 bool metrics_write(PGconn *conn, const struct config *cfg,
-		   const struct run_result *res);
+		   const struct run_result *res, int audit);
 
 /* --- the parts, for unit tests -------------------------------------------- */
 

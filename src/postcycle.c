@@ -273,7 +273,7 @@ queue_summary(PGconn *conn, const struct config *cfg,
 	free(html);
 }
 
-void
+int
 postcycle(PGconn *conn, const struct config *cfg, const struct run_result *res)
 {
 	struct report rep;
@@ -283,14 +283,14 @@ postcycle(PGconn *conn, const struct config *cfg, const struct run_result *res)
 	bool mail = cfg->mail.configured && cfg->mail.send != MAIL_SEND_NEVER;
 
 	if (res->run_id <= 0)
-		return;
+		return -1;
 	/* the ledger first: what it records survives a restore of the
 	 * database, which the report and mail below do not */
 	struct audit_verify_result av;
 	q.audit_status = restore_record_cycle(conn, cfg, res, &av);
 	q.audit = &av;
 	if (!cfg->report.directory && !mail)
-		return;
+		return q.audit_status;
 	switch (report_load(conn, cfg, &q, &rep, &err)) {
 	case REPORT_LOADED:
 		break;
@@ -317,6 +317,7 @@ deliver:
 			free(err);
 		}
 	}
+	return q.audit_status;
 }
 
 void

@@ -15,8 +15,11 @@
 #include "config.h"
 #include "engine.h"
 
-void postcycle(PGconn *conn, const struct config *cfg,
-	       const struct run_result *res);
+/* After a cycle: the ledger, the report, the mail. Returns the state of
+ * the audit chain as the cycle checked it (audit_verify's 0, 1 or -1;
+ * -1 also when there was no run to check), for the metrics file. */
+int postcycle(PGconn *conn, const struct config *cfg,
+	      const struct run_result *res);
 
 /* For when the database itself is down: the alert cannot wait in the
  * outbox, so it is sent directly (unless mail is not configured or

@@ -55,6 +55,7 @@ mail: {{ url = "{self.smtp.url}"; username = "retentiond";
         from = "Retention <retention@example.com>";
         to = [ "dpo@example.com" ]; send = "{send}"; timeout = "10s"; }};
 report: {{ directory = "{self.reports}"; formats = [ "json" ]; }};
+metrics_file = "{self.tmp}/retentiond.prom";
 rules = (
   {{ name = "customers"; policy = "closed accounts are kept 1 year";
      table = "public.customers"; age_column = "closed_at"; retain = "1 year";
@@ -341,6 +342,8 @@ rules = ( {{ name = "x"; policy = "p"; table = "t"; age_column = "c"; retain = "
         self.assertEqual(audit["actions"], total + 1)
         self.assertEqual(audit["head"], self.sql(
             "SELECT hash FROM retention.actions ORDER BY id DESC LIMIT 1"))
+        # the metrics file says what the cycle found, without a walk of its own
+        self.assertIn("\nretentiond_audit_chain_ok 1\n", self.metrics())
         # verify reads every row and finds the old one
         proc = self.rd(conf, "verify")
         self.assertExit(proc, 1)
@@ -370,6 +373,11 @@ rules = ( {{ name = "x"; policy = "p"; table = "t"; age_column = "c"; retain = "
             audit = json.load(f)["audit"]
         self.assertEqual(audit["status"], "broken")
         self.assertEqual(audit["first_bad_id"], int(head) + 1)
+        self.assertIn("\nretentiond_audit_chain_ok 0\n", self.metrics())
+
+    def metrics(self):
+        with open(os.path.join(self.tmp, "retentiond.prom")) as f:
+            return f.read()
 
 
 if __name__ == "__main__":
