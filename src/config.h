@@ -79,6 +79,13 @@ struct column_method {
 	int line;
 };
 
+/* One entry of coverage.ignore (SPEC §9). */
+struct coverage_ignore {
+	char *match;		/* schema.table[.column], "*" wildcards */
+	char *reason;
+	int line;
+};
+
 struct rule {
 	char *name;
 	char *policy;
@@ -156,6 +163,12 @@ struct config {
 	} report;
 
 	char *metrics_file;
+
+	struct {
+		int64_t sample_rows;	/* default 1000; 0: names and types only */
+		struct coverage_ignore *ignore;
+		size_t n_ignore;
+	} coverage;
 
 	struct rule *rules;
 	size_t n_rules;
