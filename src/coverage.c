@@ -563,3 +563,35 @@ coverage_wanted(const struct config *cfg)
 	return cfg->report.directory || cfg->metrics_file ||
 	       (cfg->mail.configured && cfg->mail.send != MAIL_SEND_NEVER);
 }
+
+void
+coverage_cycle_run(PGconn *conn, const struct config *cfg,
+		   struct coverage_cycle *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!coverage_wanted(cfg) || !conn || PQstatus(conn) != CONNECTION_OK)
+		return;
+	if (coverage_run(conn, cfg, NULL, 0, &out->result, &out->error)) {
+		out->ran = true;
+		if (out->result.uncovered_columns)
+			log_info("coverage: %lld personal-data column%s in %lld "
+				   "table%s no rule covers; see `retentiond "
+				   "coverage`", out->result.uncovered_columns,
+				   out->result.uncovered_columns == 1 ? "" : "s",
+				   out->result.uncovered_tables,
+				   out->result.uncovered_tables == 1 ? "" : "s");
+		return;
+	}
+	log_error("coverage failed this cycle (the rules are not affected): %s",
+		  out->error);
+	/* the transaction was rolled back; the connection stays usable */
+}
+
+void
+coverage_cycle_free(struct coverage_cycle *c)
+{
+	if (c->ran)
+		coverage_free(&c->result);
+	free(c->error);
+	memset(c, 0, sizeof(*c));
+}

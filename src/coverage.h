@@ -70,6 +70,17 @@ void coverage_free(struct coverage_result *r);
  * files, mail or the metrics file). */
 bool coverage_wanted(const struct config *cfg);
 
+/* A cycle's coverage, for its report and the metrics file. A failure is
+ * logged and kept in error; it never changes the cycle's outcome. */
+struct coverage_cycle {
+	bool ran;		/* result is valid */
+	struct coverage_result result;
+	char *error;		/* coverage failed: why; NULL otherwise */
+};
+void coverage_cycle_run(PGconn *conn, const struct config *cfg,
+			struct coverage_cycle *out);
+void coverage_cycle_free(struct coverage_cycle *c);
+
 /* `coverage --format text|json` (coverage_render.c). */
 void coverage_render_text(const struct coverage_result *r, struct strbuf *b);
 void coverage_render_json(const struct coverage_result *r, struct strbuf *b);

@@ -122,6 +122,13 @@ metrics_render(struct strbuf *b, const struct run_result *res,
 	head(b, "retentiond_legal_holds_active", "gauge",
 	     "Legal holds neither released nor expired.");
 	sb_printf(b, "retentiond_legal_holds_active %lld\n", db->holds_active);
+	if (db->has_coverage) {
+		head(b, "retentiond_uncovered_columns", "gauge",
+		     "Personal-data columns that no rule covers (retentiond "
+		     "coverage), at the last cycle.");
+		sb_printf(b, "retentiond_uncovered_columns %lld\n",
+			  db->uncovered_columns);
+	}
 }
 
 void
@@ -211,7 +218,7 @@ metrics_write_file(const char *path, const char *text, char **err)
 
 bool
 metrics_write(PGconn *conn, const struct config *cfg,
-	      const struct run_result *res)
+	      const struct run_result *res, const struct coverage_cycle *cov)
 {
 	struct metrics_db db;
 	struct strbuf b = STRBUF_INIT;
@@ -226,6 +233,10 @@ metrics_write(PGconn *conn, const struct config *cfg,
 			    err ? err : "the database connection is gone");
 		free(err);
 		return false;
+	}
+	if (cov && cov->ran) {
+		db.has_coverage = true;
+		db.uncovered_columns = cov->result.uncovered_columns;
 	}
 	clock_gettime(CLOCK_REALTIME, &now);
 	metrics_render(&b, res, &db,

@@ -28,6 +28,7 @@
 #include <libpq-fe.h>
 
 #include "config.h"
+#include "coverage.h"
 #include "engine.h"
 #include "strbuf.h"
 #include "util.h"
@@ -46,13 +47,17 @@ struct metrics_db {
 	long long holds_active;
 	struct metrics_total *totals;
 	size_t n_totals;
+	/* From the cycle's coverage (SPEC §9), when it ran. */
+	bool has_coverage;
+	long long uncovered_columns;
 };
 
 /* After a cycle: read the database, render, write cfg->metrics_file. Does
  * nothing when metrics_file is not set; logs and returns false on failure
  * (the cycle's outcome does not change). */
 bool metrics_write(PGconn *conn, const struct config *cfg,
-		   const struct run_result *res);
+		   const struct run_result *res,
+		   const struct coverage_cycle *cov);
 
 /* --- the parts, for unit tests -------------------------------------------- */
 

@@ -13,10 +13,13 @@
 #include <libpq-fe.h>
 
 #include "config.h"
+#include "coverage.h"
 #include "engine.h"
 
+/* COV (may be NULL) is the cycle's coverage, for the report's Coverage
+ * section. */
 void postcycle(PGconn *conn, const struct config *cfg,
-	       const struct run_result *res);
+	       const struct run_result *res, const struct coverage_cycle *cov);
 
 /* For when the database itself is down: the alert cannot wait in the
  * outbox, so it is sent directly (unless mail is not configured or
