@@ -402,7 +402,8 @@ cov_name_match(const char *column, const char *table, enum cov_category *cat)
 		return COV_CONF_NONE;
 
 	int q = qualifier(words, n, best_at);
-	if (q < 0 && best->ambiguous)
+	/* "product name", and a system's "error message": not a person's */
+	if (q < 0 && (best->ambiguous || best->cat == COV_FREE_TEXT))
 		return COV_CONF_NONE;
 	*cat = best->cat;
 	if (!best->ambiguous)

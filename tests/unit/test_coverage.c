@@ -223,6 +223,8 @@ static const struct name_case {
 	{"longitude", "t", COV_CONF_HIGH, COV_GEO},
 	{"notes", "t", COV_CONF_MEDIUM, COV_FREE_TEXT},
 	{"message_body", "t", COV_CONF_MEDIUM, COV_FREE_TEXT},
+	{"error_message", "t", COV_CONF_NONE, COV_NONE},
+	{"commit_message", "t", COV_CONF_NONE, COV_NONE},
 	/* German, French, Spanish, Dutch */
 	{"vorname", "t", COV_CONF_HIGH, COV_PERSON_NAME},
 	{"geburtsdatum", "t", COV_CONF_HIGH, COV_BIRTH_DATE},

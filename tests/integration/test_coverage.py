@@ -1,0 +1,501 @@
+"""`retentiond coverage`: the personal data that no rule covers (SPEC §9).
+
+Promises checked:
+- a labelled corpus of more than 60 tables, personal and not (opaque
+  column names with personal values, json-only personal data, data
+  personal only by its foreign keys, decoys: country names, product
+  titles, hostnames, version strings, 16-digit codes that fail Luhn,
+  settings tables): every personal table is found, at most one decoy in
+  ten is flagged; precision and recall are printed per table;
+- what covers a column: a delete rule on its table, a de-identify rule
+  of exactly that column, ON DELETE CASCADE from a covered table, an
+  ignore entry for the table or the column (with wildcards); the JSON
+  object of §9 field by field; exit status 0, 1 and 2;
+- `check` warns once per uncovered table;
+- each cycle's report has a Coverage section in html, csv, json and text;
+  the metrics file has retentiond_uncovered_columns;
+- no sampled value ever reaches an output, a log line (-v), a report or
+  the metrics file;
+- a sample reads at most sample_rows rows; sample_rows = 0 reads none;
+  a table locked exclusively by another session is skipped with a
+  warning after lock_timeout, and a table under any weaker lock is still
+  read (coverage takes ACCESS SHARE only).
+"""
+
+import csv
+import io
+import json
+import os
+import re
+import subprocess
+import time
+
+from harness import IntegrationTest, clean_env, main, write_config
+
+# --- values -----------------------------------------------------------------
+
+
+def luhn_ok(digits):
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        v = int(ch)
+        if i % 2 == 1:
+            v *= 2
+            if v > 9:
+                v -= 9
+        total += v
+    return total % 10 == 0
+
+
+def card(n):
+    """A 16-digit Visa-style number that passes Luhn."""
+    body = f"4{(n * 7919 + 1234567) % 10**14:014d}"
+    for check in "0123456789":
+        if luhn_ok(body + check):
+            return body + check
+    raise AssertionError
+
+
+def bad_code(n):
+    """A 16-digit code that fails Luhn, starting like a card."""
+    body = f"4{(n * 104729 + 7654321) % 10**14:014d}"
+    for check in "0123456789":
+        if not luhn_ok(body + check):
+            return body + check
+    raise AssertionError
+
+
+def iban(n):
+    """A German IBAN with valid check digits."""
+    bban = f"{37040044:08d}{(n * 9973 + 532013000) % 10**10:010d}"
+    num = int(bban + "1314" + "00")   # D=13, E=14, then "00"
+    return f"DE{98 - num % 97:02d}{bban}"
+
+
+def values_sql(rows):
+    """VALUES list of one text column."""
+    return ", ".join("('" + v.replace("'", "''") + "')" for v in rows)
+
+
+N = 60   # rows in most corpus tables
+
+# --- the corpus ----------------------------------------------------------------
+# (table, personal columns (empty: a decoy), SQL creating and filling it)
+
+CARDS = values_sql(card(i) for i in range(N))
+IBANS = values_sql(iban(i) for i in range(N))
+BAD_CODES = values_sql(bad_code(i) for i in range(N))
+BAD_CODES_DASHED = values_sql("-".join(bad_code(i + 500)[k:k + 4] for k in range(0, 16, 4))
+                              for i in range(N))
+
+CORPUS = [
+    # ---- personal: names -------------------------------------------------
+    ("crm.customers", {"id", "email", "first_name", "last_name", "dob"}, f"""
+CREATE TABLE crm.customers (id serial PRIMARY KEY, email text, first_name text,
+  last_name text, dob date, created_at timestamptz NOT NULL DEFAULT now());
+INSERT INTO crm.customers (email, first_name, last_name, dob)
+SELECT 'c' || g || '@example.org', 'Ann', 'Smith', date '1980-01-01' + g
+FROM generate_series(1, {N}) g;"""),
+    ("hr.mitarbeiter", {"vorname", "nachname", "geburtsdatum", "telefonnummer"}, """
+CREATE TABLE hr.mitarbeiter (id int, vorname text, nachname text,
+  geburtsdatum date, telefonnummer text, abteilung int);"""),
+    ("hr.employes", {"prenom", "nom", "date_naissance", "courriel"}, """
+CREATE TABLE hr.employes (id int, prenom text, nom text, date_naissance date,
+  courriel text, service_id int);"""),
+    ("hr.empleados", {"nombre", "apellido", "fecha_nacimiento", "telefono"}, """
+CREATE TABLE hr.empleados (id int, nombre text, apellido text,
+  fecha_nacimiento date, telefono text);"""),
+    ("hr.medewerkers", {"voornaam", "achternaam", "geboortedatum", "woonplaats"}, """
+CREATE TABLE hr.medewerkers (id int, voornaam text, achternaam text,
+  geboortedatum date, woonplaats text);"""),
+    ("mkt.leads", {"fullName", "emailAddress", "phoneNumber"}, """
+CREATE TABLE mkt.leads (id int, "fullName" text, "emailAddress" text,
+  "phoneNumber" text, score int);"""),
+    ("mkt.newsletter", {"e_mail"}, """
+CREATE TABLE mkt.newsletter (id int, e_mail varchar(200), confirmed bool);"""),
+    ("legal.kyc", {"passport_number", "ssn", "tax_id"}, """
+CREATE TABLE legal.kyc (id int, passport_number text, ssn text, tax_id text,
+  verified bool);"""),
+    ("geo.checkins", {"lat", "lng"}, """
+CREATE TABLE geo.checkins (id int, lat float8, lng float8, at timestamptz);"""),
+    ("app.devices", {"device_id", "push_token"}, """
+CREATE TABLE app.devices (id int, device_id text, push_token text,
+  platform text);"""),
+    ("billing.card_store", {"card_number"}, """
+CREATE TABLE billing.card_store (id int, card_number text, brand text);"""),
+    ("support.tickets", {"notes"}, f"""
+CREATE TABLE support.tickets (id int, priority int, notes text);
+INSERT INTO support.tickets SELECT g, 1, 'printer broken again'
+FROM generate_series(1, {N}) g;"""),
+    # ---- personal: types -------------------------------------------------
+    ("app.login_events", {"origin"}, f"""
+CREATE TABLE app.login_events (id int, origin inet, ok bool);
+INSERT INTO app.login_events SELECT g, ('10.0.0.' || g)::inet, true
+FROM generate_series(1, {N}) g;"""),
+    ("net.dhcp_leases", {"hw", "origin"}, """
+CREATE TABLE net.dhcp_leases (id int, hw macaddr, origin cidr);"""),
+    ("app.sessions", {"user_agent", "ip"}, f"""
+CREATE TABLE app.sessions (id int, user_agent text, ip inet);
+INSERT INTO app.sessions SELECT g, 'Mozilla/5.0 (X11; Linux x86_64)',
+  ('192.168.1.' || g)::inet FROM generate_series(1, {N}) g;"""),
+    # ---- personal: opaque names, values only --------------------------------
+    ("misc.t_0001", {"c1"}, f"""
+CREATE TABLE misc.t_0001 (c1 text, c2 int);
+INSERT INTO misc.t_0001 SELECT 'm' || g || '@mail.example.net', g
+FROM generate_series(1, {N}) g;"""),
+    ("misc.contact_data", {"x"}, f"""
+CREATE TABLE misc.contact_data (id int, x text);
+INSERT INTO misc.contact_data SELECT g, '+31 20 ' || (5550000 + g)
+FROM generate_series(1, {N}) g;"""),
+    ("app.api_log", {"line"}, f"""
+CREATE TABLE app.api_log (id int, line text);
+INSERT INTO app.api_log SELECT g, 'GET /v1/items 200 from 172.16.4.' || g
+FROM generate_series(1, {N}) g;"""),
+    ("misc.audit_trail", {"origin"}, f"""
+CREATE TABLE misc.audit_trail (id int, origin text, action text);
+INSERT INTO misc.audit_trail SELECT g, '2001:db8:85a3::8a2e:370:' || to_hex(g), 'update'
+FROM generate_series(1, {N}) g;"""),
+    ("billing.payments", {"x"}, f"""
+CREATE TABLE billing.payments (x text, amount numeric);
+INSERT INTO billing.payments (x) VALUES {CARDS};"""),
+    ("billing.payouts", {"ref"}, f"""
+CREATE TABLE billing.payouts (ref text, amount numeric);
+INSERT INTO billing.payouts (ref) VALUES {IBANS};"""),
+    ("billing.refunds", {"acct"}, f"""
+CREATE TABLE billing.refunds (id int, acct text, amount numeric);
+INSERT INTO billing.refunds (acct) VALUES {IBANS};"""),
+    ("support.chat", {"txt"}, f"""
+CREATE TABLE support.chat (id int, txt text);
+INSERT INTO support.chat SELECT g, 'please write to me at p' || g || '@example.com, thanks'
+FROM generate_series(1, {N}) g;"""),
+    ("misc.legacy_char", {"k"}, f"""
+CREATE TABLE misc.legacy_char (k char(40));
+INSERT INTO misc.legacy_char SELECT 'q' || g || '@example.de' FROM generate_series(1, {N}) g;"""),
+    # ---- personal: json only -----------------------------------------------
+    ("app.import_rows", {"payload"}, f"""
+CREATE TABLE app.import_rows (id int, payload jsonb);
+INSERT INTO app.import_rows SELECT g, jsonb_build_object('row', g,
+  'c', jsonb_build_object('m', 'i' || g || '@example.com'))
+FROM generate_series(1, {N}) g;"""),
+    ("app.webhooks", {"data"}, f"""
+CREATE TABLE app.webhooks (id int, data json);
+INSERT INTO app.webhooks SELECT g, json_build_object('evt', 'call',
+  'args', json_build_array('+44 20 7946 ' || (1000 + g)))
+FROM generate_series(1, {N}) g;"""),
+    ("misc.blob_store", {"v"}, f"""
+CREATE TABLE misc.blob_store (k text, v jsonb);
+INSERT INTO misc.blob_store SELECT 'k' || g, jsonb_build_object('email', null, 'dob', null)
+FROM generate_series(1, {N}) g;"""),
+    # ---- personal: foreign keys only -----------------------------------------
+    ("crm.orders", {"customer_id"}, """
+CREATE TABLE crm.orders (id serial PRIMARY KEY,
+  customer_id int REFERENCES crm.customers ON DELETE CASCADE, total numeric);"""),
+    ("crm.order_lines", {"order_id"}, """
+CREATE TABLE crm.order_lines (id serial PRIMARY KEY,
+  order_id int REFERENCES crm.orders, qty int);"""),
+    ("crm.shipments", {"line_id"}, """
+CREATE TABLE crm.shipments (id serial PRIMARY KEY,
+  line_id int REFERENCES crm.order_lines, carrier_code int);"""),
+    ("crm.cyc_a", {"b_id"}, """
+CREATE TABLE crm.cyc_a (id int PRIMARY KEY, b_id int);"""),
+    ("crm.cyc_b", {"a_id", "k"}, """
+CREATE TABLE crm.cyc_b (id int PRIMARY KEY, a_id int REFERENCES crm.cyc_a,
+  k int REFERENCES crm.customers);
+ALTER TABLE crm.cyc_a ADD FOREIGN KEY (b_id) REFERENCES crm.cyc_b;"""),
+    ("crm.loop_only", set(), """
+CREATE TABLE crm.loop_only (id int PRIMARY KEY, parent int REFERENCES crm.loop_only);"""),
+
+    # ---- decoys ----------------------------------------------------------------
+    ("ref.countries", set(), """
+CREATE TABLE ref.countries (code char(2), name text, population bigint);
+INSERT INTO ref.countries VALUES ('DE', 'Germany', 83000000), ('FR', 'France', 68000000),
+  ('ES', 'Spain', 48000000), ('NL', 'Netherlands', 17800000), ('BE', 'Belgium', 11700000);"""),
+    ("ref.currencies", set(), """
+CREATE TABLE ref.currencies (code char(3), name text, symbol text);
+INSERT INTO ref.currencies VALUES ('EUR', 'Euro', '€'), ('USD', 'US Dollar', '$');"""),
+    ("ref.languages", set(), """
+CREATE TABLE ref.languages (code text, name text);
+INSERT INTO ref.languages VALUES ('de', 'German'), ('fr', 'French'), ('nl', 'Dutch');"""),
+    ("shop.products", set(), f"""
+CREATE TABLE shop.products (sku text, title text, description text, price numeric);
+INSERT INTO shop.products SELECT 'SKU-' || g, 'Stainless steel bottle ' || g || ' (750 ml)',
+  'Keeps drinks cold for 24 hours. Dishwasher safe.', 19.90 FROM generate_series(1, {N}) g;"""),
+    ("shop.product_variants", set(), """
+CREATE TABLE shop.product_variants (id int, product_sku text, color text, size text);"""),
+    ("shop.categories", set(), """
+CREATE TABLE shop.categories (id int, name text, slug text);
+INSERT INTO shop.categories VALUES (1, 'Kitchen', 'kitchen'), (2, 'Garden', 'garden');"""),
+    ("infra.hosts", set(), f"""
+CREATE TABLE infra.hosts (hostname text, os_version text, rack text);
+INSERT INTO infra.hosts SELECT 'db-' || g || '.internal.example.com', '12.4.1', 'r' || g
+FROM generate_series(1, {N}) g;"""),
+    ("infra.releases", set(), f"""
+CREATE TABLE infra.releases (version text, changelog text, released date);
+INSERT INTO infra.releases SELECT '2.' || g || '.3', 'Fixed crash on start-up in 1.' || g || '.0', now()::date
+FROM generate_series(1, {N}) g;"""),
+    ("infra.services", set(), """
+CREATE TABLE infra.services (name text, port int);
+INSERT INTO infra.services VALUES ('api', 8080), ('web', 443);"""),
+    ("app.settings", set(), """
+CREATE TABLE app.settings (key text, value text);
+INSERT INTO app.settings VALUES ('theme', 'dark'), ('page_size', '50'),
+  ('timeout', '30s'), ('smtp_port', '587'), ('maintenance', 'false');"""),
+    ("app.settings_json", set(), f"""
+CREATE TABLE app.settings_json (id int, conf jsonb);
+INSERT INTO app.settings_json SELECT g, jsonb_build_object('theme', 'dark', 'retries', g,
+  'endpoints', jsonb_build_array('https://api.example.com/v' || g)) FROM generate_series(1, {N}) g;"""),
+    ("app.feature_flags", set(), """
+CREATE TABLE app.feature_flags (flag text, enabled bool);"""),
+    ("app.gift_codes", set(), f"""
+CREATE TABLE app.gift_codes (code text, amount numeric);
+INSERT INTO app.gift_codes (code) VALUES {BAD_CODES};"""),
+    ("app.vouchers", set(), f"""
+CREATE TABLE app.vouchers (code text, used bool);
+INSERT INTO app.vouchers (code) VALUES {BAD_CODES_DASHED};"""),
+    ("app.migrations", set(), f"""
+CREATE TABLE app.migrations (version text, applied_at timestamptz);
+INSERT INTO app.migrations SELECT '2024' || lpad(g::text, 4, '0'), now()
+FROM generate_series(1, {N}) g;"""),
+    ("metrics.daily_totals", set(), """
+CREATE TABLE metrics.daily_totals (day date, orders int, revenue numeric);"""),
+    ("metrics.page_views", set(), f"""
+CREATE TABLE metrics.page_views (path text, views int);
+INSERT INTO metrics.page_views SELECT '/products/' || g, g FROM generate_series(1, {N}) g;"""),
+    ("ref.units", set(), """
+CREATE TABLE ref.units (code text, name text);
+INSERT INTO ref.units VALUES ('kg', 'kilogram'), ('ml', 'millilitre');"""),
+    ("ref.tax_rates", set(), """
+CREATE TABLE ref.tax_rates (country_code text, rate numeric);"""),
+    ("ref.holidays", set(), """
+CREATE TABLE ref.holidays (day date, title text);
+INSERT INTO ref.holidays VALUES ('2024-12-25', 'Christmas Day');"""),
+    ("shop.warehouses", set(), """
+CREATE TABLE shop.warehouses (id int, code text, name text, region text);
+INSERT INTO shop.warehouses VALUES (1, 'W1', 'North', 'EU');"""),
+    ("shop.inventory", set(), """
+CREATE TABLE shop.inventory (sku text, qty int);"""),
+    ("content.articles", set(), f"""
+CREATE TABLE content.articles (slug text, title text, body_html text);
+INSERT INTO content.articles SELECT 'post-' || g, 'Ten ways to water plants',
+  '<p>Water them in the morning.</p>' FROM generate_series(1, {N}) g;"""),
+    ("ops.job_runs", set(), f"""
+CREATE TABLE ops.job_runs (id int, job text, status text, error_message text);
+INSERT INTO ops.job_runs SELECT g, 'nightly', 'failed', 'connection reset by peer'
+FROM generate_series(1, {N}) g;"""),
+    ("ops.cron_schedules", set(), """
+CREATE TABLE ops.cron_schedules (expr text, job text);
+INSERT INTO ops.cron_schedules VALUES ('0 3 * * *', 'nightly');"""),
+    ("app.translations", set(), """
+CREATE TABLE app.translations (key text, locale text, text text);
+INSERT INTO app.translations VALUES ('cart.empty', 'de', 'Ihr Warenkorb ist leer');"""),
+    ("ref.airports", set(), """
+CREATE TABLE ref.airports (iata char(3), city text);
+INSERT INTO ref.airports VALUES ('BER', 'Berlin'), ('CDG', 'Paris');"""),
+    ("shop.prices", set(), """
+CREATE TABLE shop.prices (sku text, currency text, amount numeric);"""),
+    ("infra.build_artifacts", set(), f"""
+CREATE TABLE infra.build_artifacts (sha text, version text);
+INSERT INTO infra.build_artifacts SELECT md5(g::text), '1.' || g || '.0'
+FROM generate_series(1, {N}) g;"""),
+    ("ref.timezones", set(), """
+CREATE TABLE ref.timezones (tz text, utc_offset text);
+INSERT INTO ref.timezones VALUES ('Europe/Berlin', '+01:00'), ('America/New_York', '-05:00');"""),
+    ("shop.books", set(), """
+CREATE TABLE shop.books (isbn text, title text);
+INSERT INTO shop.books VALUES ('978-3-16-148410-0', 'A Book'), ('978-0-306-40615-7', 'B');"""),
+    ("shop.barcodes", set(), """
+CREATE TABLE shop.barcodes (ean13 text, sku text);
+INSERT INTO shop.barcodes VALUES ('4006381333931', 'a'), ('5901234123457', 'b'),
+  ('9780201379624', 'c'), ('4012345678901', 'd');"""),
+    ("ref.phone_prefixes", set(), """
+CREATE TABLE ref.phone_prefixes (country text, prefix text);
+INSERT INTO ref.phone_prefixes VALUES ('DE', '+49'), ('FR', '+33');"""),
+    ("metrics.latency", set(), f"""
+CREATE TABLE metrics.latency (ts timestamptz, p50 float8, p99 float8, host_id int);
+INSERT INTO metrics.latency SELECT now(), 1.5, 9.9, g FROM generate_series(1, {N}) g;"""),
+]
+
+SCHEMAS = sorted({t.split(".")[0] for t, _, _ in CORPUS})
+
+
+class CoverageBase(IntegrationTest):
+    """Helpers shared by the coverage test classes."""
+
+    DB = None
+
+    def sql(self, text, db=None):
+        return self.cluster.psql(text, dbname=db or self.DB)
+
+    def config(self, rules="", extra="", db=None, name="retentiond.conf"):
+        if not rules:
+            rules = """{ name = "placeholder"; policy = "p"; table = "public.placeholder";
+    age_column = "created_at"; retain = "1d"; enabled = false; }"""
+        return write_config(os.path.join(self.tmp, name), f"""
+database: {{ conninfo = "{self.cluster.conninfo(db or self.DB)}"; lock_timeout = "300ms"; }};
+{extra}
+rules = (
+{rules}
+);
+""")
+
+    def coverage(self, conf, *args, verbose=False):
+        cmd = (["-v"] if verbose else []) + ["coverage"] + list(args)
+        return self.run_rd(cmd, config=conf)
+
+    def coverage_json(self, conf, code=None):
+        p = self.coverage(conf, "--format", "json")
+        if code is not None:
+            self.assertExit(p, code)
+        return json.loads(p.stdout)
+
+
+class CorpusTest(CoverageBase):
+    DB = "corpus"
+
+    @classmethod
+    def setUpCluster(cls):
+        cls.cluster.createdb(cls.DB)
+        sql = "".join(f"CREATE SCHEMA {s};\n" for s in SCHEMAS)
+        sql += "CREATE TABLE public.placeholder (id int, created_at timestamptz);\n"
+        sql += "\n".join(ddl for _, _, ddl in CORPUS)
+        cls.cluster.psql(sql + "\nANALYZE;", dbname=cls.DB)
+
+    def test_corpus_precision_and_recall(self):
+        self.assertGreaterEqual(len(CORPUS), 60)
+        conf = self.config("""{ name = "customers"; policy = "p"; table = "crm.customers";
+    age_column = "created_at"; retain = "3y"; subject = "customer"; subject_column = "id"; }""")
+        out = self.coverage_json(conf, 1)
+        found = {t["table"]: {c["column"]: c for c in t["columns"]} for t in out["tables"]}
+        self.assertEqual(out["tables_scanned"], len(CORPUS) + 1)
+
+        missed, decoys_flagged = [], []
+        n_decoys = sum(1 for _, cols, _ in CORPUS if not cols)
+        tp_all = fp_all = fn_all = 0
+        print(f"\n{'table':28} {'kind':8} {'prec':>5} {'recall':>6}  found")
+        for table, expected, _ in CORPUS:
+            got = set(found.get(table, {}))
+            tp, fp, fn = len(got & expected), len(got - expected), len(expected - got)
+            tp_all, fp_all, fn_all = tp_all + tp, fp_all + fp, fn_all + fn
+            prec = tp / (tp + fp) if tp + fp else 1.0
+            rec = tp / (tp + fn) if tp + fn else 1.0
+            detail = "; ".join(f"{c}: {', '.join(found[table][c]['reasons'])} "
+                               f"({found[table][c]['confidence']})" for c in sorted(got))
+            print(f"{table:28} {'personal' if expected else 'decoy':8} "
+                  f"{prec:5.2f} {rec:6.2f}  {detail}")
+            if expected and not got:
+                missed.append(table)
+            if not expected and got:
+                decoys_flagged.append(table)
+        print(f"columns: precision {tp_all / (tp_all + fp_all):.2f}, "
+              f"recall {tp_all / (tp_all + fn_all):.2f}; decoys flagged "
+              f"{len(decoys_flagged)} of {n_decoys}: {decoys_flagged}")
+        self.assertEqual(missed, [], "personal tables not found")
+        self.assertLessEqual(len(decoys_flagged) * 10, n_decoys,
+                             f"more than one decoy in ten flagged: {decoys_flagged}")
+
+    def test_reasons_and_confidence(self):
+        conf = self.config()
+        out = self.coverage_json(conf, 1)
+        cols = {(t["table"], c["column"]): c for t in out["tables"] for c in t["columns"]}
+        self.assertIn("name e-mail", cols[("crm.customers", "email")]["reasons"])
+        self.assertIn("values 100% e-mail", cols[("crm.customers", "email")]["reasons"])
+        self.assertEqual(cols[("app.login_events", "origin")]["reasons"], ["type inet"])
+        self.assertEqual(cols[("misc.t_0001", "c1")]["reasons"], ["values 100% e-mail"])
+        self.assertEqual(cols[("billing.payments", "x")]["reasons"], ["values 100% card number"])
+        self.assertEqual(cols[("billing.payouts", "ref")]["reasons"], ["values 100% IBAN"])
+        self.assertEqual(cols[("misc.contact_data", "x")]["reasons"], ["values 100% phone"])
+        self.assertEqual(cols[("app.api_log", "line")]["reasons"], ["values 100% IP address"])
+        self.assertEqual(cols[("support.tickets", "notes")]["confidence"], "medium")
+        self.assertEqual(cols[("crm.customers", "email")]["confidence"], "high")
+        # without a rule naming the subject, nothing refers to a customer
+        self.assertNotIn(("crm.orders", "customer_id"), cols)
+
+    def test_sample_rows_zero_reads_names_and_types_only(self):
+        conf = self.config(extra="coverage: { sample_rows = 0; };")
+        out = self.coverage_json(conf, 1)
+        tables = {t["table"] for t in out["tables"]}
+        self.assertIn("crm.customers", tables)        # by name
+        self.assertIn("app.login_events", tables)     # by type
+        self.assertNotIn("misc.t_0001", tables)       # values only
+        for t in out["tables"]:
+            for c in t["columns"]:
+                self.assertFalse(any(r.startswith("values") for r in c["reasons"]), c)
+
+
+class SampleTest(CoverageBase):
+    """How much a sample reads, and which locks it takes."""
+    DB = "sample"
+
+    @classmethod
+    def setUpCluster(cls):
+        cls.cluster.createdb(cls.DB)
+        cls.cluster.psql("""
+CREATE TABLE public.placeholder (id int, created_at timestamptz);
+CREATE TABLE big (id int, k text);
+INSERT INTO big SELECT g, 'b' || g || '@example.com' FROM generate_series(1, 50000) g;
+CREATE TABLE small (id int, k text);
+INSERT INTO small SELECT g, 's' || g || '@example.com' FROM generate_series(1, 300) g;
+CREATE TABLE locked (id int, k text);
+INSERT INTO locked SELECT g, 'l' || g || '@example.com' FROM generate_series(1, 50) g;
+ANALYZE;
+""", dbname=cls.DB)
+
+    def sampled(self, proc):
+        return {m.group(1): int(m.group(2)) for m in re.finditer(
+            r"coverage: (\S+): (\d+) rows? sampled", proc.stderr)}
+
+    def test_never_more_than_sample_rows(self):
+        conf = self.config(extra="coverage: { sample_rows = 200; };")
+        p = self.coverage(conf, verbose=True)
+        self.assertExit(p, 1)
+        n = self.sampled(p)
+        self.assertGreater(n["public.big"], 0)
+        self.assertLessEqual(n["public.big"], 200)
+        self.assertEqual(n["public.small"], 200)
+        self.assertOutput(p, r"^UNCOVERED public\.big: k \(values 100% e-mail; high\)", "stdout")
+
+    def hold_lock(self, mode):
+        """A psql session holding MODE on table locked until it is closed."""
+        c = self.cluster
+        proc = subprocess.Popen(
+            [c._bin("psql"), "-X", "-q", "-h", c.host, "-p", str(c.port),
+             "-U", "postgres", "-d", self.DB],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, text=True, env=clean_env())
+        self.addCleanup(lambda: (proc.stdin.close(), proc.wait(timeout=30)))
+        proc.stdin.write(f"BEGIN; LOCK TABLE locked IN {mode} MODE;\n")
+        proc.stdin.flush()
+        for _ in range(200):
+            if self.sql("SELECT count(*) FROM pg_locks WHERE granted AND "
+                        f"mode = '{mode.title().replace(' ', '')}Lock' AND "
+                        "relation = 'locked'::regclass") == "1":
+                return
+            time.sleep(0.05)
+        self.fail(f"the {mode} lock was never taken")
+
+    def test_exclusive_lock_skips_the_table_with_a_warning(self):
+        self.hold_lock("ACCESS EXCLUSIVE")
+        conf = self.config()
+        start = time.monotonic()
+        p = self.coverage(conf)
+        self.assertLess(time.monotonic() - start, 20)
+        self.assertExit(p, 1)
+        self.assertOutput(p, r"warning: coverage: table public\.locked skipped: .*lock timeout")
+        self.assertOutput(p, r"^UNCOVERED public\.big:", "stdout")
+        self.assertOutput(p, r"1 skipped", "stdout")
+        self.assertNoOutput(p, r"public\.locked", "stdout")
+
+    def test_weaker_locks_do_not_stop_the_sample(self):
+        # EXCLUSIVE conflicts with every lock but ACCESS SHARE: coverage
+        # reading the table proves it takes nothing stronger
+        self.hold_lock("EXCLUSIVE")
+        conf = self.config()
+        p = self.coverage(conf)
+        self.assertExit(p, 1)
+        self.assertNoOutput(p, r"skipped")
+        self.assertOutput(p, r"^UNCOVERED public\.locked: k \(values 100% e-mail; high\)",
+                          "stdout")
+
+
+if __name__ == "__main__":
+    main()
