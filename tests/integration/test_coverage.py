@@ -497,5 +497,276 @@ ANALYZE;
                           "stdout")
 
 
+COVERED_SQL = """
+CREATE TABLE people (id int PRIMARY KEY, email text,
+  created_at timestamptz NOT NULL DEFAULT now());
+CREATE INDEX ON people (created_at);
+CREATE TABLE visits (id int PRIMARY KEY,
+  person_id int REFERENCES people ON DELETE CASCADE, ip inet);
+CREATE TABLE visit_notes (visit_id int REFERENCES visits ON DELETE CASCADE,
+  user_agent text);
+CREATE TABLE logins (id int, person_id int REFERENCES people, client_ip inet);
+CREATE TABLE profiles (id int, email text, phone text,
+  created_at timestamptz NOT NULL DEFAULT now());
+CREATE INDEX ON profiles (created_at);
+CREATE TABLE countries_ref (name text, contact_email text);
+CREATE TABLE staff (id int, email text, dob date);
+CREATE TABLE archive_2023 (email text);
+CREATE TABLE archive_2024 (email text);
+CREATE TABLE paused (email text, created_at timestamptz NOT NULL DEFAULT now());
+CREATE INDEX ON paused (created_at);
+CREATE TABLE plain (id int, qty int);
+"""
+
+COVERED_RULES = """
+{ name = "people-rule"; policy = "p"; table = "people"; age_column = "created_at";
+  retain = "1y"; },
+{ name = "profiles-deid"; policy = "p"; table = "profiles"; age_column = "created_at";
+  retain = "1y"; action = "deidentify"; deidentify = { email = "null"; }; },
+{ name = "paused-rule"; policy = "p"; table = "paused"; age_column = "created_at";
+  retain = "1y"; enabled = false; }
+"""
+
+COVERED_IGNORE = """coverage: { ignore = (
+  { match = "public.countries_ref"; reason = "reference data"; },
+  { match = "public.staff.email"; reason = "work addresses, kept while employed"; },
+  { match = "public.archive_*"; reason = "dropped by hand each January"; }
+); };"""
+
+UNCOVERED = {"public.logins", "public.profiles", "public.staff", "public.paused"}
+
+
+class CoveredByTest(CoverageBase):
+    DB = "covered"
+
+    @classmethod
+    def setUpCluster(cls):
+        cls.cluster.createdb(cls.DB)
+        cls.cluster.psql(COVERED_SQL, dbname=cls.DB)
+
+    def conf(self):
+        return self.config(COVERED_RULES, COVERED_IGNORE)
+
+    def test_each_kind_of_cover(self):
+        out = self.coverage_json(self.conf(), 1)
+        by = {(t["table"], c["column"]): c["covered_by"]
+              for t in out["tables"] for c in t["columns"]}
+        self.assertEqual(by[("public.people", "email")], "rule people-rule")
+        # ON DELETE CASCADE, at any depth
+        self.assertEqual(by[("public.visits", "ip")], "cascade from rule people-rule")
+        self.assertEqual(by[("public.visit_notes", "user_agent")],
+                         "cascade from rule people-rule")
+        # a reference without CASCADE does not go with the rows
+        self.assertIsNone(by[("public.logins", "client_ip")])
+        # de-identify: exactly the columns it names
+        self.assertEqual(by[("public.profiles", "email")], "rule profiles-deid")
+        self.assertIsNone(by[("public.profiles", "phone")])
+        # ignore: the table, one column, a wildcard
+        self.assertEqual(by[("public.countries_ref", "contact_email")], "ignore")
+        self.assertEqual(by[("public.staff", "email")], "ignore")
+        self.assertIsNone(by[("public.staff", "dob")])
+        self.assertEqual(by[("public.archive_2023", "email")], "ignore")
+        self.assertEqual(by[("public.archive_2024", "email")], "ignore")
+        # a disabled rule covers nothing
+        self.assertIsNone(by[("public.paused", "email")])
+
+    def test_json_object(self):
+        out = self.coverage_json(self.conf(), 1)
+        self.assertEqual(set(out), {"tables_scanned", "personal_tables", "uncovered_tables",
+                                    "uncovered_columns", "tables"})
+        self.assertEqual(out["tables_scanned"], 11)
+        self.assertEqual(out["personal_tables"], 10)
+        self.assertEqual(out["uncovered_tables"], len(UNCOVERED))
+        self.assertEqual(out["uncovered_columns"], 4)
+        self.assertEqual({t["table"] for t in out["tables"] if not t["covered"]}, UNCOVERED)
+        for t in out["tables"]:
+            self.assertEqual(set(t), {"table", "covered", "columns"})
+            for c in t["columns"]:
+                self.assertEqual(set(c), {"column", "reasons", "confidence", "covered_by"})
+                self.assertIn(c["confidence"], ("high", "medium"))
+                self.assertTrue(c["reasons"])
+        staff = next(t for t in out["tables"] if t["table"] == "public.staff")
+        self.assertEqual(staff["columns"], [
+            {"column": "email", "reasons": ["name e-mail"], "confidence": "high",
+             "covered_by": "ignore"},
+            {"column": "dob", "reasons": ["name birth date"], "confidence": "high",
+             "covered_by": None}])
+
+    def test_text_output_and_file(self):
+        p = self.coverage(self.conf())
+        self.assertExit(p, 1)
+        lines = p.stdout.splitlines()
+        self.assertIn("UNCOVERED public.staff: email (name e-mail; high; ignore), "
+                      "dob (name birth date; high)", lines)
+        self.assertIn("covered   public.people: email (name e-mail; high; rule people-rule)",
+                      lines)
+        self.assertEqual(lines[-1], "11 tables scanned, 10 with personal data, "
+                                    "4 uncovered (4 columns)")
+        out = os.path.join(self.tmp, "cov.json")
+        p = self.coverage(self.conf(), "--format", "json", "--output", out)
+        self.assertExit(p, 1)
+        self.assertEqual(p.stdout, "")
+        with open(out) as f:
+            self.assertEqual(json.load(f)["uncovered_columns"], 4)
+
+    def test_exit_0_when_everything_is_covered(self):
+        conf = self.config(COVERED_RULES, """coverage: { ignore = (
+  { match = "*.*"; reason = "test: everything is reference data"; } ); };""")
+        out = self.coverage_json(conf, 0)
+        self.assertEqual(out["uncovered_columns"], 0)
+        self.assertTrue(all(t["covered"] for t in out["tables"]))
+        self.assertExit(self.coverage(conf), 0)
+
+    def test_exit_2_on_config_and_usage_errors(self):
+        conf = self.config(COVERED_RULES, """coverage: {
+  ignore = ( { match = "public.staff"; } );
+};""")
+        p = self.coverage(conf)
+        self.assertExit(p, 2)
+        self.assertOutput(p, r"retentiond\.conf:4: .*\"ignore\" entry has no \"reason\"")
+        self.assertExit(self.coverage(self.conf(), "--format", "xml"), 2)
+        self.assertExit(self.coverage(self.conf(), "extra"), 2)
+
+    def test_exit_1_when_the_database_is_unreachable(self):
+        conf = write_config(os.path.join(self.tmp, "down.conf"), """
+database: { conninfo = "host=/nonexistent dbname=x connect_timeout=2"; };
+rules = ( { name = "r"; policy = "p"; table = "t"; age_column = "c"; retain = "1d"; } );
+""")
+        self.assertExit(self.coverage(conf), 1)
+
+    def test_check_warns_once_per_uncovered_table(self):
+        p = self.run_rd(["check"], config=self.conf())
+        self.assertExit(p, 0)
+        warned = re.findall(r"warning: table (\S+) holds personal data that no rule covers",
+                            p.stderr)
+        self.assertEqual(sorted(warned), sorted(UNCOVERED), p.stderr)
+        self.assertOutput(p, r"table public\.profiles holds personal data that no rule "
+                             r"covers: phone \(name phone; high\)")
+        # covered columns are not named in the warning
+        self.assertNoOutput(p, r"public\.profiles .*email")
+
+    def test_check_quiet_when_covered(self):
+        conf = self.config(COVERED_RULES, """coverage: { ignore = (
+  { match = "*.*"; reason = "test"; } ); };""")
+        p = self.run_rd(["check"], config=conf)
+        self.assertExit(p, 0)
+        self.assertNoOutput(p, r"no rule covers")
+
+
+SECRETS = {
+    "email": "zq7leak.person@secret-example.org",
+    "phone": "+49 30 9876543",
+    "card": card(4242),
+    "iban": iban(4242),
+    "ip": "203.0.113.77",
+}
+
+
+class CycleTest(CoverageBase):
+    """The Coverage section of each cycle's report, the metric, and that no
+    sampled value reaches any of them, nor the output and logs."""
+    DB = "cycle"
+
+    @classmethod
+    def setUpCluster(cls):
+        cls.cluster.createdb(cls.DB)
+        s = SECRETS
+        cls.cluster.psql(COVERED_SQL + f"""
+CREATE TABLE vault (id int, a text, b text, c text, d jsonb, e text);
+INSERT INTO vault SELECT g, '{s["email"]}', '{s["phone"]}', '{s["card"]}',
+  jsonb_build_object('x', '{s["iban"]}'), 'seen from {s["ip"]}'
+FROM generate_series(1, 20) g;
+INSERT INTO people SELECT g, '{s["email"]}', now() - interval '1 day'
+FROM generate_series(1, 5) g;
+""", dbname=cls.DB)
+
+    def cycle_conf(self, extra=""):
+        self.reports = os.path.join(self.tmp, "reports")
+        self.metrics = os.path.join(self.tmp, "metrics.prom")
+        return self.config(COVERED_RULES, COVERED_IGNORE + f"""
+report: {{ directory = "{self.reports}"; formats = [ "html", "csv", "json", "text" ]; }};
+metrics_file = "{self.metrics}";
+{extra}""")
+
+    def run_cycle(self, conf):
+        self.assertExit(self.run_rd(["init-db"], config=conf), 0)
+        p = self.run_rd(["-v", "run"], config=conf)
+        self.assertExit(p, 0)
+        files = {}
+        for name in os.listdir(self.reports):
+            with open(os.path.join(self.reports, name), encoding="utf-8", newline="") as f:
+                files[name.rsplit(".", 1)[1]] = f.read()
+        with open(self.metrics) as f:
+            metrics = f.read()
+        return p, files, metrics
+
+    def test_report_section_in_every_format_and_the_metric(self):
+        p, files, metrics = self.run_cycle(self.cycle_conf())
+        self.assertEqual(set(files), {"html", "csv", "json", "txt"})
+        uncovered = UNCOVERED | {"public.vault"}
+        n_cols = 4 + 5
+
+        # json: the object of `coverage --format json`
+        cov = json.loads(files["json"])["coverage"]
+        self.assertEqual(cov["uncovered_columns"], n_cols)
+        self.assertEqual({t["table"] for t in cov["tables"] if not t["covered"]}, uncovered)
+
+        # text
+        self.assertIn("\nCOVERAGE\n", files["txt"])
+        for t in uncovered:
+            self.assertRegex(files["txt"], rf"(?m)^  UNCOVERED {re.escape(t)}: ")
+        self.assertIn(f"{len(uncovered)} uncovered ({n_cols} columns)", files["txt"])
+
+        # csv: a second block with its own header
+        blocks = files["csv"].split("\r\n\r\n")
+        self.assertEqual(len(blocks), 2)
+        rows = list(csv.DictReader(io.StringIO(blocks[1])))
+        self.assertEqual({r["coverage_table"] for r in rows}, uncovered)
+        self.assertTrue(all(r["uncovered_columns_total"] == str(n_cols) for r in rows))
+
+        # html
+        self.assertIn("<h2>Coverage</h2>", files["html"])
+        for t in uncovered:
+            self.assertIn(f"<tr><td>{t}</td>", files["html"])
+
+        self.assertRegex(metrics, r"(?m)^# TYPE retentiond_uncovered_columns gauge$")
+        self.assertRegex(metrics, rf"(?m)^retentiond_uncovered_columns {n_cols}$")
+
+    def test_metric_is_zero_when_covered(self):
+        conf = self.cycle_conf()
+        with open(conf) as f:
+            text = f.read()
+        text = text.replace('{ match = "public.countries_ref";',
+                            '{ match = "*.*"; reason = "all"; },\n  { match = "public.countries_ref";')
+        write_config(conf, text)
+        _, files, metrics = self.run_cycle(conf)
+        self.assertRegex(metrics, r"(?m)^retentiond_uncovered_columns 0$")
+        self.assertEqual(json.loads(files["json"])["coverage"]["uncovered_columns"], 0)
+
+    def test_no_sampled_value_leaks_anywhere(self):
+        conf = self.cycle_conf()
+        texts = []
+        for args in (["-v", "coverage"], ["-v", "coverage", "--format", "json"],
+                     ["-v", "check"]):
+            p = self.run_rd(args, config=conf)
+            self.assertIn(p.returncode, (0, 1))
+            texts += [p.stdout, p.stderr]
+        self.assertIn("public.vault", texts[0])   # it was found, by values
+        p, files, metrics = self.run_cycle(conf)
+        texts += [p.stdout, p.stderr, metrics] + list(files.values())
+        texts.append(self.cluster.server_log())
+        self.assertEqual(len(files), 4)
+        everything = "\n".join(texts)
+        needles = list(SECRETS.values()) + [
+            "zq7leak", "secret-example", "9876543", SECRETS["card"][:8],
+            SECRETS["iban"][4:12], "203.0.113"]
+        for needle in needles:
+            self.assertNotIn(needle, everything, f"sampled value {needle!r} leaked")
+        # the database keeps none either: nothing coverage wrote
+        dump = self.sql("SELECT string_agg(t::text, ' ') FROM retention.runs t")
+        for needle in needles:
+            self.assertNotIn(needle, dump)
+
+
 if __name__ == "__main__":
     main()
