@@ -216,6 +216,48 @@ name_and_type(struct tab *t)
 	}
 }
 
+/*
+ * Run SELECT in a short read-only transaction of its own, in one round
+ * trip: its ACCESS SHARE lock goes at once, so a migration waiting for
+ * the table (and everyone queued behind it) is not held up for the whole
+ * scan, and a big database does not fill the lock table. Returns the
+ * SELECT's rows, or NULL with *err.
+ */
+static PGresult *
+sample_query(PGconn *conn, const char *select, char **err)
+{
+	char *sql = xasprintf("BEGIN READ ONLY; %s; COMMIT", select);
+	PGresult *rows = NULL, *r;
+
+	*err = NULL;
+	if (!PQsendQuery(conn, sql))
+		*err = db_error(conn, NULL);
+	free(sql);
+	while (!*err && (r = PQgetResult(conn)) != NULL) {
+		ExecStatusType st = PQresultStatus(r);
+		if (st == PGRES_TUPLES_OK && !rows) {
+			rows = r;
+			continue;
+		}
+		if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && !*err)
+			*err = db_error(conn, r);
+		PQclear(r);
+	}
+	/* drain what is left after an error, then end the failed transaction */
+	while ((r = PQgetResult(conn)) != NULL)
+		PQclear(r);
+	if (PQtransactionStatus(conn) != PQTRANS_IDLE) {
+		char *e2 = NULL;
+		if (!db_exec(conn, "ROLLBACK", &e2))
+			free(e2);
+	}
+	if (*err) {
+		PQclear(rows);
+		return NULL;
+	}
+	return rows;
+}
+
 /* Sample T's text and json columns: at most sample_rows rows. */
 static void
 sample_table(struct scan *s, struct tab *t)
@@ -234,8 +276,11 @@ sample_table(struct scan *s, struct tab *t)
 	sb_add(&sql, "SELECT ");
 	for (int i = 0; i < n; i++) {
 		char *q = db_ident(s->conn, t->cols[idx[i]].name);
-		sb_printf(&sql, "%spg_catalog.left(%s::text, %d)", i ? ", " : "",
-			  q, SAMPLE_BYTES);
+		/* left() counts characters, which costs: only for values
+		 * whose stored size says they may be long */
+		sb_printf(&sql, "%sCASE WHEN pg_catalog.pg_column_size(%s) > %d "
+			  "THEN pg_catalog.left(%s::text, %d) ELSE %s::text END",
+			  i ? ", " : "", q, SAMPLE_BYTES / 2, q, SAMPLE_BYTES, q);
 		free(q);
 	}
 	char *qt = db_qualified(s->conn, t->schema, t->name);
@@ -247,23 +292,15 @@ sample_table(struct scan *s, struct tab *t)
 	}
 	sb_printf(&sql, " LIMIT %lld", (long long)rows);
 
-	PGresult *res = NULL;
-	if (db_exec(s->conn, "SAVEPOINT coverage_sample", &err))
-		res = db_query(s->conn, sql.s, 0, NULL, &err);
+	PGresult *res = sample_query(s->conn, sql.s, &err);
 	sb_free(&sql);
 	if (!res) {
 		log_warning("coverage: table %s.%s skipped: %s", t->schema,
 			    t->name, err);
 		free(err);
-		err = NULL;
 		t->skipped = true;
-		if (!db_exec(s->conn, "ROLLBACK TO SAVEPOINT coverage_sample", &err)) {
-			free(err);
-			err = NULL;
-		}
 		return;
 	}
-
 	struct cov_sample *smp = xcalloc((size_t)n, sizeof(*smp));
 	int nrows = PQntuples(res);
 	for (int r = 0; r < nrows; r++)
@@ -271,9 +308,10 @@ sample_table(struct scan *s, struct tab *t)
 			if (PQgetisnull(res, r, i))
 				continue;
 			bool json = cov_type_json(t->cols[idx[i]].base);
+			size_t len = (size_t)PQgetlength(res, r, i);
 			cov_sample_add(&smp[i], cov_scan_value(
 				PQgetvalue(res, r, i),
-				(size_t)PQgetlength(res, r, i), json));
+				len < SAMPLE_BYTES ? len : SAMPLE_BYTES, json));
 		}
 	PQclear(res);
 	log_debug("coverage: %s.%s: %d row%s sampled", t->schema, t->name,
@@ -287,10 +325,6 @@ sample_table(struct scan *s, struct tab *t)
 					   pct, cov_value_kind_name(1u << k));
 		}
 	free(smp);
-	if (!db_exec(s->conn, "RELEASE SAVEPOINT coverage_sample", &err)) {
-		log_warning("coverage: %s", err);
-		free(err);
-	}
 }
 
 /* Every table whose foreign keys lead, through any number of tables, to
@@ -508,19 +542,11 @@ coverage_run(PGconn *conn, const struct config *cfg,
 	bool ok;
 
 	memset(out, 0, sizeof(*out));
-	/* read only: whatever goes wrong, coverage changes nothing */
+	/* read only: whatever goes wrong, coverage changes nothing. The
+	 * catalog in one snapshot; the samples each in their own. */
 	if (!db_exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err))
 		return false;
 	ok = load_tables(&s, err) && load_keys(&s, err);
-	if (ok) {
-		for (size_t i = 0; i < s.n_tabs; i++) {
-			name_and_type(&s.tabs[i]);
-			sample_table(&s, &s.tabs[i]);
-		}
-		references(&s, subjects, n_subjects);
-		delete_coverage(&s);
-		collect(&s, out);
-	}
 	char *e2 = NULL;
 	if (!db_exec(conn, ok ? "COMMIT" : "ROLLBACK", &e2)) {
 		if (ok) {
@@ -529,6 +555,15 @@ coverage_run(PGconn *conn, const struct config *cfg,
 		} else {
 			free(e2);
 		}
+	}
+	if (ok) {
+		for (size_t i = 0; i < s.n_tabs; i++) {
+			name_and_type(&s.tabs[i]);
+			sample_table(&s, &s.tabs[i]);
+		}
+		references(&s, subjects, n_subjects);
+		delete_coverage(&s);
+		collect(&s, out);
 	}
 	scan_free(&s);
 	if (!ok)

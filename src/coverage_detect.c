@@ -14,6 +14,7 @@
 #include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "util.h"
@@ -306,13 +307,48 @@ split_words(const char *name, char words[][MAX_WORD], int max)
 	return n;
 }
 
+/* The dictionary in strcmp order, built on first use: a json column asks
+ * for every key of every sampled row, so lookups must be cheap.
+ * retentiond is single-threaded; the index never changes once built. */
+static const struct word *sorted_words[ARRAY_SIZE(dictionary)];
+static size_t longest_word;
+
+static int
+word_cmp(const void *a, const void *b)
+{
+	return strcmp((*(const struct word *const *)a)->w,
+		      (*(const struct word *const *)b)->w);
+}
+
+static void
+sort_dictionary(void)
+{
+	if (longest_word)
+		return;
+	for (size_t i = 0; i < ARRAY_SIZE(dictionary); i++) {
+		sorted_words[i] = &dictionary[i];
+		if (strlen(dictionary[i].w) > longest_word)
+			longest_word = strlen(dictionary[i].w);
+	}
+	qsort(sorted_words, ARRAY_SIZE(sorted_words), sizeof(*sorted_words),
+	      word_cmp);
+}
+
+static int
+key_cmp(const void *key, const void *elem)
+{
+	return strcmp(key, (*(const struct word *const *)elem)->w);
+}
+
 static const struct word *
 lookup(const char *w)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(dictionary); i++)
-		if (strcmp(dictionary[i].w, w) == 0)
-			return &dictionary[i];
-	return NULL;
+	const struct word *const *found;
+
+	sort_dictionary();
+	found = bsearch(w, sorted_words, ARRAY_SIZE(sorted_words),
+			sizeof(*sorted_words), key_cmp);
+	return found ? *found : NULL;
 }
 
 /* "customers" -> "customer", "categories" -> "category". */
@@ -380,22 +416,23 @@ cov_name_match(const char *column, const char *table, enum cov_category *cat)
 			}
 		}
 
-	/* "customeremail": a long, unambiguous word at either end */
+	/* "customeremail": a long, unambiguous word at either end, the
+	 * longest first */
 	if (!best && n > 0) {
 		char all[MAX_WORDS * MAX_WORD] = "";
+		char head[MAX_WORDS * MAX_WORD];
 		for (int i = 0; i < n; i++)
 			strcat(all, words[i]);
 		size_t alen = strlen(all);
-		for (size_t i = 0; i < ARRAY_SIZE(dictionary); i++) {
-			const struct word *w = &dictionary[i];
-			size_t wlen = strlen(w->w);
-			if (w->ambiguous || wlen < 5 || wlen >= alen)
-				continue;
-			if (strncmp(all, w->w, wlen) == 0 ||
-			    strcmp(all + alen - wlen, w->w) == 0) {
+		size_t max = alen - 1 < longest_word ? alen - 1 : longest_word;
+		for (size_t len = max; len >= 5 && alen > 5 && !best; len--) {
+			const struct word *w;
+			memcpy(head, all, len);
+			head[len] = '\0';
+			if ((w = lookup(head)) && !w->ambiguous)
 				best = w;
-				break;
-			}
+			else if ((w = lookup(all + alen - len)) && !w->ambiguous)
+				best = w;
 		}
 	}
 	if (!best)
