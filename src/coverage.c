@@ -18,11 +18,13 @@
 /* Below this many estimated rows per sampled row a table is read with a
  * plain LIMIT; above, TABLESAMPLE SYSTEM spreads the sample over it. */
 #define SAMPLE_SPREAD 4
+#define SAMPLE_MIN_PAGES 16
 
 struct col {
 	char *name;
 	char *base;		/* base type name */
 	int attnum;
+	bool readable;		/* the role may SELECT it */
 	enum cov_confidence conf;
 	struct strbuf reasons;	/* "\n"-separated */
 };
@@ -38,6 +40,7 @@ struct tab {
 	unsigned long oid;
 	char *schema, *name;
 	double reltuples;
+	double relpages;
 	struct col *cols;
 	int n_cols;
 	int pk_attnum;		/* single-column primary key; 0: none */
@@ -54,6 +57,7 @@ struct scan {
 	size_t n_tabs;
 	struct fkey *fks;
 	size_t n_fks;
+	size_t unreadable;	/* tables with text the role may not read */
 };
 
 static void
@@ -117,7 +121,8 @@ load_tables(struct scan *s, char **err)
 	const char *params[1] = { s->cfg->database.schema };
 	PGresult *res = db_query(s->conn,
 		"SELECT c.oid::int8, n.nspname, c.relname, c.reltuples::float8,"
-		" a.attnum, a.attname, bt.typname"
+		" a.attnum, a.attname, bt.typname, c.relpages::float8,"
+		" pg_catalog.has_column_privilege(c.oid, a.attnum, 'SELECT')"
 		" FROM pg_catalog.pg_class c"
 		" JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
 		" JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid"
@@ -143,6 +148,7 @@ load_tables(struct scan *s, char **err)
 			t->schema = xstrdup(PQgetvalue(res, i, 1));
 			t->name = xstrdup(PQgetvalue(res, i, 2));
 			t->reltuples = strtod(PQgetvalue(res, i, 3), NULL);
+			t->relpages = strtod(PQgetvalue(res, i, 7), NULL);
 		}
 		t->cols = xreallocarray(t->cols, (size_t)t->n_cols + 1,
 					sizeof(*t->cols));
@@ -151,6 +157,7 @@ load_tables(struct scan *s, char **err)
 		c->attnum = atoi(PQgetvalue(res, i, 4));
 		c->name = xstrdup(PQgetvalue(res, i, 5));
 		c->base = xstrdup(PQgetvalue(res, i, 6));
+		c->readable = PQgetvalue(res, i, 8)[0] == 't';
 	}
 	PQclear(res);
 	return true;
@@ -267,9 +274,20 @@ sample_table(struct scan *s, struct tab *t)
 	int idx[256], n = 0;
 	char *err = NULL;
 
-	for (int i = 0; i < t->n_cols && n < (int)ARRAY_SIZE(idx); i++)
-		if (cov_type_sampled(t->cols[i].base))
+	bool hidden = false;
+
+	for (int i = 0; i < t->n_cols && n < (int)ARRAY_SIZE(idx); i++) {
+		if (!cov_type_sampled(t->cols[i].base))
+			continue;
+		if (t->cols[i].readable)
 			idx[n++] = i;
+		else
+			hidden = true;
+	}
+	/* a least-privilege role reads only its rules' tables: counted once,
+	 * not a warning per table and cycle */
+	if (hidden && rows > 0)
+		s->unreadable++;
 	if (n == 0 || rows <= 0)
 		return;
 
@@ -287,8 +305,13 @@ sample_table(struct scan *s, struct tab *t)
 	sb_printf(&sql, " FROM %s", qt);
 	free(qt);
 	if (t->reltuples > (double)rows * SAMPLE_SPREAD) {
+		/* SYSTEM picks whole pages: ask for enough of them that the
+		 * sample is not empty by chance */
 		double pct = 100.0 * (double)rows * SAMPLE_SPREAD / t->reltuples;
-		sb_printf(&sql, " TABLESAMPLE SYSTEM (%.6f)", pct);
+		if (t->relpages > 0 && pct < 100.0 * SAMPLE_MIN_PAGES / t->relpages)
+			pct = 100.0 * SAMPLE_MIN_PAGES / t->relpages;
+		if (pct < 100.0)
+			sb_printf(&sql, " TABLESAMPLE SYSTEM (%.10g)", pct);
 	}
 	sb_printf(&sql, " LIMIT %lld", (long long)rows);
 
@@ -557,10 +580,22 @@ coverage_run(PGconn *conn, const struct config *cfg,
 		}
 	}
 	if (ok) {
-		for (size_t i = 0; i < s.n_tabs; i++) {
+		for (size_t i = 0; i < s.n_tabs && ok; i++) {
 			name_and_type(&s.tabs[i]);
 			sample_table(&s, &s.tabs[i]);
+			/* a lost connection is not one table's problem */
+			if (PQstatus(conn) != CONNECTION_OK) {
+				*err = xstrdup("the database connection was lost");
+				ok = false;
+			}
 		}
+	}
+	if (ok && s.unreadable)
+		log_info("coverage: %zu table%s not fully sampled: no SELECT "
+			 "privilege on some text or json columns (their names, "
+			 "types and references were still looked at)",
+			 s.unreadable, s.unreadable == 1 ? "" : "s");
+	if (ok) {
 		references(&s, subjects, n_subjects);
 		delete_coverage(&s);
 		collect(&s, out);

@@ -437,6 +437,10 @@ CREATE TABLE small (id int, k text);
 INSERT INTO small SELECT g, 's' || g || '@example.com' FROM generate_series(1, 300) g;
 CREATE TABLE locked (id int, k text);
 INSERT INTO locked SELECT g, 'l' || g || '@example.com' FROM generate_series(1, 50) g;
+CREATE TABLE parted (id int, k text) PARTITION BY RANGE (id);
+CREATE TABLE parted_1 PARTITION OF parted FOR VALUES FROM (0) TO (20000);
+CREATE TABLE parted_2 PARTITION OF parted FOR VALUES FROM (20000) TO (40000);
+INSERT INTO parted SELECT g, 'p' || g || '@example.com' FROM generate_series(1, 39999) g;
 ANALYZE;
 """, dbname=cls.DB)
 
@@ -452,7 +456,35 @@ ANALYZE;
         self.assertGreater(n["public.big"], 0)
         self.assertLessEqual(n["public.big"], 200)
         self.assertEqual(n["public.small"], 200)
+        # a partitioned table is sampled through its parent, once
+        self.assertGreater(n["public.parted"], 0)
+        self.assertLessEqual(n["public.parted"], 200)
+        self.assertNotIn("public.parted_1", n)
         self.assertOutput(p, r"^UNCOVERED public\.big: k \(values 100% e-mail; high\)", "stdout")
+
+    def test_unreadable_tables_are_not_sampled_and_not_warned_about(self):
+        self.sql("""
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'cov_reader') THEN
+    CREATE ROLE cov_reader LOGIN;
+  END IF;
+END $$;
+GRANT SELECT ON small TO cov_reader;
+CREATE TABLE IF NOT EXISTS hidden_people (id int, email text);
+""")
+        conf = write_config(os.path.join(self.tmp, "reader.conf"), f"""
+database: {{ conninfo = "{self.cluster.conninfo(self.DB, 'cov_reader')}"; }};
+rules = ( {{ name = "r"; policy = "p"; table = "small"; age_column = "id"; retain = "1d";
+  enabled = false; }} );
+""")
+        p = self.coverage(conf)
+        self.assertExit(p, 1)
+        self.assertNoOutput(p, r"warning")
+        self.assertOutput(p, r"info: coverage: \d+ tables not fully sampled: no SELECT privilege")
+        self.assertOutput(p, r"^UNCOVERED public\.small: k \(values 100% e-mail; high\)", "stdout")
+        # by name, without reading it
+        self.assertOutput(p, r"^UNCOVERED public\.hidden_people: email \(name e-mail; high\)",
+                          "stdout")
 
     def hold_lock(self, mode):
         """A psql session holding MODE on table locked until it is closed."""

@@ -16,7 +16,10 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "coverage.h"
 #include "coverage_detect.h"
+#include "report.h"
+#include "strbuf.h"
 
 #define DB "database: { conninfo = \"dbname=shop\"; };\n"
 #define RULES "rules = ( { name = \"r\"; policy = \"p\"; table = \"t\"; " \
@@ -399,6 +402,95 @@ test_config_errors(void **state)
 	diag_fini(&d);
 }
 
+/* A report with a coverage result: every format has the section, with the
+ * uncovered table and its columns, and none of the covered one's. */
+static void
+test_report_section(void **state)
+{
+	/* the structs hold non-const strings: they are freed in real use */
+	static char r1[] = "name e-mail", r2[] = "values 93% e-mail",
+		    r3[] = "type inet", email[] = "email", ip[] = "ip",
+		    phone[] = "phone", ignore[] = "ignore", keep[] = "rule keep-me",
+		    shop[] = "shop", signups[] = "signups", fine_tbl[] = "fine_tbl",
+		    generated[] = "2026-01-01 00:00:00+00";
+	static char *reasons_a[] = {r1, r2};
+	static char *reasons_b[] = {r3};
+	struct coverage_column cols_u[] = {
+		{ .name = email, .reasons = reasons_a, .n_reasons = 2,
+		  .confidence = COV_CONF_HIGH },
+		{ .name = ip, .reasons = reasons_b, .n_reasons = 1,
+		  .confidence = COV_CONF_HIGH, .covered_by = ignore },
+	};
+	struct coverage_column cols_c[] = {
+		{ .name = phone, .reasons = reasons_b, .n_reasons = 1,
+		  .confidence = COV_CONF_MEDIUM, .covered_by = keep },
+	};
+	struct coverage_table tables[] = {
+		{ .schema = shop, .table = signups, .covered = false,
+		  .cols = cols_u, .n_cols = 2 },
+		{ .schema = shop, .table = fine_tbl, .covered = true,
+		  .cols = cols_c, .n_cols = 1 },
+	};
+	struct coverage_result cov = {
+		.tables_scanned = 7, .personal_tables = 2, .uncovered_tables = 1,
+		.uncovered_columns = 1, .tables = tables, .n_tables = 2,
+	};
+	static const enum report_format formats[] = {
+		REPORT_TEXT, REPORT_CSV, REPORT_JSON, REPORT_HTML,
+	};
+	static const char *const section[] = {
+		"\nCOVERAGE\n", "coverage_table,covered,", "\"coverage\": {",
+		"<h2>Coverage</h2>",
+	};
+	struct report rep = { .generated_at = generated };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(formats) / sizeof(*formats); i++) {
+		struct strbuf b = STRBUF_INIT;
+
+		/* without coverage: no section */
+		rep.coverage = NULL;
+		rep.coverage_error = NULL;
+		report_render(&rep, formats[i], &b);
+		assert_null(strstr(b.s, section[i]));
+		sb_free(&b);
+
+		rep.coverage = &cov;
+		report_render(&rep, formats[i], &b);
+		const char *col = formats[i] == REPORT_JSON
+			? "{\"column\": \"email\", \"reasons\": [\"name e-mail\", "
+			  "\"values 93% e-mail\"], \"confidence\": \"high\", "
+			  "\"covered_by\": null}"
+			: "email (name e-mail, values 93% e-mail; high)";
+		if (!strstr(b.s, section[i]) || !strstr(b.s, "shop.signups") ||
+		    !strstr(b.s, col))
+			fail_msg("format %zu:\n%s", i, b.s);
+		/* only the JSON object lists covered tables and columns */
+		if (formats[i] != REPORT_JSON) {
+			assert_null(strstr(b.s, "fine_tbl"));
+			assert_null(strstr(b.s, "ip (type inet"));
+		}
+		sb_free(&b);
+
+		/* coverage failed: the section says so */
+		rep.coverage = NULL;
+		rep.coverage_error = "permission denied for schema x";
+		report_render(&rep, formats[i], &b);
+		if (!strstr(b.s, "permission denied for schema x"))
+			fail_msg("format %zu without the error:\n%s", i, b.s);
+		sb_free(&b);
+	}
+	struct strbuf b = STRBUF_INIT;
+	rep.coverage = NULL;
+	report_render(&rep, REPORT_JSON, &b);
+	assert_non_null(strstr(b.s, "\"coverage\": null, \"coverage_error\": "
+				    "\"permission denied for schema x\""));
+	sb_free(&b);
+	report_render(&rep, REPORT_TEXT, &b);
+	assert_non_null(strstr(b.s, "coverage FAILED this cycle"));
+	sb_free(&b);
+}
+
 int
 main(void)
 {
@@ -413,6 +505,7 @@ main(void)
 		cmocka_unit_test(test_ignore_patterns),
 		cmocka_unit_test(test_config_group),
 		cmocka_unit_test(test_config_errors),
+		cmocka_unit_test(test_report_section),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
