@@ -1,8 +1,9 @@
 /*
  * coverage_detect: the pure half of `coverage` (SPEC §9). Decides from a
- * column's name, its type and sampled values whether it holds personal
- * data; matches `coverage.ignore` patterns. No database, no I/O, so every
- * decision is unit-tested (tests/unit/test_coverage.c).
+ * column's name and type (coverage_names.c) and sampled values
+ * (coverage_detect.c) whether it holds personal data; matches
+ * `coverage.ignore` patterns. No database, no I/O, so every decision is
+ * unit-tested (tests/unit/test_coverage.c).
  *
  * Values handed to these functions are never copied, kept or printed:
  * the caller learns only which kinds matched.
