@@ -30,7 +30,8 @@ import re
 import subprocess
 import time
 
-from harness import IntegrationTest, clean_env, main, write_config
+from harness import (IntegrationTest, SmtpServer, clean_env, main, write_config,
+                     write_secret)
 
 # --- values -----------------------------------------------------------------
 
@@ -776,7 +777,13 @@ metrics_file = "{self.metrics}";
         self.assertEqual(json.loads(files["json"])["coverage"]["uncovered_columns"], 0)
 
     def test_no_sampled_value_leaks_anywhere(self):
-        conf = self.cycle_conf()
+        smtp = SmtpServer(starttls=True, auth=("retentiond", "smtp-pw"))
+        smtp.start()
+        self.addCleanup(smtp.stop)
+        pw = write_secret(os.path.join(self.tmp, "smtp.password"), "smtp-pw")
+        conf = self.cycle_conf(f"""mail: {{ url = "{smtp.url}"; username = "retentiond";
+  password_file = "{pw}"; ca_file = "{smtp.cafile}"; from = "r@example.com";
+  to = [ "dpo@example.com" ]; send = "always"; }};""")
         texts = []
         for args in (["-v", "coverage"], ["-v", "coverage", "--format", "json"],
                      ["-v", "check"]):
@@ -788,6 +795,14 @@ metrics_file = "{self.metrics}";
         texts += [p.stdout, p.stderr, metrics] + list(files.values())
         texts.append(self.cluster.server_log())
         self.assertEqual(len(files), 4)
+        mails = smtp.wait_for_messages(1)
+        self.assertEqual(len(mails), 1)
+        for m in mails:   # raw, and decoded (quoted-printable could split a value)
+            texts.append(m.raw.decode("utf-8", "replace"))
+            texts += [m.get_body(preferencelist=(kind,)).get_content()
+                      for kind in ("plain", "html")]
+        # the mail has the section, so the grep below looks where it matters
+        self.assertIn("UNCOVERED public.vault", texts[-1])
         everything = "\n".join(texts)
         needles = list(SECRETS.values()) + [
             "zq7leak", "secret-example", "9876543", SECRETS["card"][:8],
