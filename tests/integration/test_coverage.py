@@ -802,7 +802,8 @@ metrics_file = "{self.metrics}";
             texts += [m.get_body(preferencelist=(kind,)).get_content()
                       for kind in ("plain", "html")]
         # the mail has the section, so the grep below looks where it matters
-        self.assertIn("UNCOVERED public.vault", texts[-1])
+        self.assertIn("UNCOVERED public.vault", texts[-2])     # text part
+        self.assertIn("<td>public.vault</td>", texts[-1])     # html part
         everything = "\n".join(texts)
         needles = list(SECRETS.values()) + [
             "zq7leak", "secret-example", "9876543", SECRETS["card"][:8],
