@@ -40,10 +40,14 @@ coverage_warnings(PGconn *conn, const struct config *cfg, struct diag *diag)
 				sb_add(&b, ", ");
 			coverage_column_text(&t->cols[k], &b);
 		}
-		diag_warning(diag, cfg->path, 0, "table %s.%s holds personal "
+		struct strbuf name = STRBUF_INIT;
+		coverage_clean(&name, t->schema);
+		sb_add(&name, ".");
+		coverage_clean(&name, t->table);
+		diag_warning(diag, cfg->path, 0, "table %s holds personal "
 			     "data that no rule covers: %s; add a rule or a "
-			     "\"coverage.ignore\" entry", t->schema, t->table,
-			     b.s);
+			     "\"coverage.ignore\" entry", name.s, b.s);
+		sb_free(&name);
 		sb_free(&b);
 	}
 	coverage_free(&r);

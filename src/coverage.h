@@ -86,5 +86,8 @@ void coverage_render_text(const struct coverage_result *r, struct strbuf *b);
 void coverage_render_json(const struct coverage_result *r, struct strbuf *b);
 /* "email (name e-mail, values 93% e-mail; high)" for column C. */
 void coverage_column_text(const struct coverage_column *c, struct strbuf *b);
+/* Append S with control characters as \xNN: names come from the catalog,
+ * and a hostile table name must not forge lines of a text output. */
+void coverage_clean(struct strbuf *b, const char *s);
 
 #endif

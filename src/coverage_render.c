@@ -17,9 +17,21 @@ json_str_or_null(struct strbuf *b, const char *s)
 }
 
 void
+coverage_clean(struct strbuf *b, const char *s)
+{
+	for (; *s; s++) {
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			sb_printf(b, "\\x%02x", (unsigned char)*s);
+		else
+			sb_addn(b, s, 1);
+	}
+}
+
+void
 coverage_column_text(const struct coverage_column *c, struct strbuf *b)
 {
-	sb_printf(b, "%s (", c->name);
+	coverage_clean(b, c->name);
+	sb_add(b, " (");
 	for (size_t i = 0; i < c->n_reasons; i++)
 		sb_printf(b, "%s%s", i ? ", " : "", c->reasons[i]);
 	sb_printf(b, "; %s", cov_confidence_name(c->confidence));
@@ -33,8 +45,11 @@ coverage_render_text(const struct coverage_result *r, struct strbuf *b)
 {
 	for (size_t i = 0; i < r->n_tables; i++) {
 		const struct coverage_table *t = &r->tables[i];
-		sb_printf(b, "%-9s %s.%s:", t->covered ? "covered" : "UNCOVERED",
-			  t->schema, t->table);
+		sb_printf(b, "%-9s ", t->covered ? "covered" : "UNCOVERED");
+		coverage_clean(b, t->schema);
+		sb_add(b, ".");
+		coverage_clean(b, t->table);
+		sb_add(b, ":");
 		for (size_t k = 0; k < t->n_cols; k++) {
 			sb_add(b, k ? ", " : " ");
 			coverage_column_text(&t->cols[k], b);

@@ -10,19 +10,6 @@
 #include "coverage.h"
 #include "report_int.h"
 
-/* Names come from the catalog: control characters are made visible so a
- * hostile table name cannot forge lines of the text report. */
-static void
-clean(struct strbuf *b, const char *s)
-{
-	for (; *s; s++) {
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			sb_printf(b, "\\x%02x", (unsigned char)*s);
-		else
-			sb_addn(b, s, 1);
-	}
-}
-
 static char *
 uncovered_columns(const struct coverage_table *t)
 {
@@ -58,7 +45,7 @@ report_coverage_text(const struct report *r, struct strbuf *out)
 	sb_add(out, "\nCOVERAGE\n  ");
 	if (!c) {
 		sb_add(out, "coverage FAILED this cycle: ");
-		clean(out, r->coverage_error);
+		coverage_clean(out, r->coverage_error);
 		sb_add(out, "\n");
 		return;
 	}
@@ -70,11 +57,11 @@ report_coverage_text(const struct report *r, struct strbuf *out)
 			continue;
 		char *cols = uncovered_columns(&c->tables[i]);
 		sb_add(out, "  UNCOVERED ");
-		clean(out, c->tables[i].schema);
+		coverage_clean(out, c->tables[i].schema);
 		sb_add(out, ".");
-		clean(out, c->tables[i].table);
+		coverage_clean(out, c->tables[i].table);
 		sb_add(out, ": ");
-		clean(out, cols);
+		coverage_clean(out, cols);
 		sb_add(out, "\n");
 		free(cols);
 	}

@@ -487,6 +487,15 @@ rules = ( {{ name = "r"; policy = "p"; table = "small"; age_column = "id"; retai
         self.assertOutput(p, r"^UNCOVERED public\.hidden_people: email \(name e-mail; high\)",
                           "stdout")
 
+    def test_a_hostile_table_name_cannot_forge_a_line(self):
+        self.sql('CREATE TABLE IF NOT EXISTS "x\ncovered   public.fake" (email text);')
+        p = self.coverage(self.config())
+        self.assertExit(p, 1)
+        self.assertNoOutput(p, r"^covered   public\.fake", "stdout")
+        self.assertOutput(p, r"^UNCOVERED public\.x\\x0acovered   public\.fake: email ", "stdout")
+        p = self.run_rd(["check"], config=self.config())
+        self.assertNoOutput(p, r"^covered   public\.fake")
+
     def hold_lock(self, mode):
         """A psql session holding MODE on table locked until it is closed."""
         c = self.cluster
