@@ -293,14 +293,7 @@ PGresult *
 db_query(PGconn *conn, const char *sql, int nparams, const char *const *params,
 	 char **err)
 {
-	PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL,
-				     NULL, 0);
-	ExecStatusType st = PQresultStatus(res);
-	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
-		return res;
-	*err = db_error(conn, res);
-	PQclear(res);
-	return NULL;
+	return db_exec_params(conn, sql, nparams, NULL, params, NULL, err);
 }
 
 bool
@@ -337,4 +330,123 @@ db_qualified(PGconn *conn, const char *schema, const char *table)
 	free(s);
 	free(t);
 	return r;
+}
+
+enum db_errclass
+db_errclass_of(const char *sqlstate)
+{
+	static const struct {
+		const char *code;
+		enum db_errclass class;
+	} map[] = {
+		{ "55P03", DBERR_LOCK_NOT_AVAILABLE },
+		{ "40P01", DBERR_DEADLOCK },
+		{ "57014", DBERR_QUERY_CANCELED },
+		{ "23503", DBERR_FK_VIOLATION },
+		{ "25006", DBERR_READ_ONLY },
+		{ "42P01", DBERR_UNDEFINED_TABLE },
+	};
+
+	/* libpq reports a lost connection without a SQLSTATE */
+	if (!sqlstate || !*sqlstate || strncmp(sqlstate, "08", 2) == 0)
+		return DBERR_CONNECTION;
+	if (strncmp(sqlstate, "22", 2) == 0)
+		return DBERR_DATA_EXCEPTION;
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (strcmp(sqlstate, map[i].code) == 0)
+			return map[i].class;
+	return DBERR_OTHER;
+}
+
+bool
+db_errclass_is_lock(enum db_errclass c)
+{
+	return c == DBERR_LOCK_NOT_AVAILABLE || c == DBERR_DEADLOCK;
+}
+
+PGresult *
+db_exec_params(PGconn *conn, const char *sql, int nparams, const Oid *types,
+	       const char *const *values, enum db_errclass *class, char **err)
+{
+	PGresult *res = PQexecParams(conn, sql, nparams, types, values, NULL,
+				     NULL, 0);
+	ExecStatusType st = PQresultStatus(res);
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+		if (class)
+			*class = DBERR_NONE;
+		return res;
+	}
+	if (class)
+		*class = db_errclass_of(PQresultErrorField(res, PG_DIAG_SQLSTATE));
+	*err = db_error(conn, res);
+	PQclear(res);
+	return NULL;
+}
+
+bool
+db_lock_timeout(PGconn *conn, const char *value, char **err)
+{
+	const char *p[] = { value };
+	PGresult *res = db_query(conn,
+		"SELECT pg_catalog.set_config('lock_timeout', $1, false)", 1, p,
+		err);
+	if (!res)
+		return false;
+	PQclear(res);
+	return true;
+}
+
+bool
+db_async_commit(PGconn *conn, bool on, char **err)
+{
+	return db_exec(conn, on ? "SET synchronous_commit = off"
+				: "RESET synchronous_commit", err);
+}
+
+bool
+db_parallel_query(PGconn *conn, bool on, char **err)
+{
+	return db_exec(conn, on ? "RESET max_parallel_workers_per_gather"
+				: "SET max_parallel_workers_per_gather = 0", err);
+}
+
+bool
+db_wal_position(PGconn *conn, long long *pos, char **err)
+{
+	PGresult *res = db_query(conn,
+		"SELECT pg_catalog.pg_wal_lsn_diff("
+		"pg_catalog.pg_current_wal_insert_lsn(), '0/0')::bigint",
+		0, NULL, err);
+	if (!res)
+		return false;
+	*pos = atoll(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return true;
+}
+
+/* "15.4", or "9.6.24" before PostgreSQL 10 */
+static void
+version_text(int v, char *buf, size_t size)
+{
+	if (v >= 100000)
+		snprintf(buf, size, "%d.%d", v / 10000, v % 10000);
+	else
+		snprintf(buf, size, "%d.%d.%d", v / 10000, v / 100 % 100, v % 100);
+}
+
+char *
+db_server_unsupported(int server_version)
+{
+	char have[32], need[32];
+
+	if (server_version >= DB_MIN_SERVER_VERSION)
+		return NULL;
+	snprintf(need, sizeof(need), "%d", DB_MIN_SERVER_VERSION / 10000);
+	if (server_version <= 0)
+		return xasprintf("could not tell the database server's version; "
+				 "retentiond needs PostgreSQL %s or later", need);
+	version_text(server_version, have, sizeof(have));
+	return xasprintf("the database server is PostgreSQL %s, older than "
+			 "PostgreSQL %s, the oldest this retentiond supports",
+			 have, need);
 }

@@ -46,4 +46,55 @@ char *db_qualified(PGconn *conn, const char *schema, const char *table) MUSTCHEC
 /* Trimmed single-line copy of PQerrorMessage (or the result's message). */
 char *db_error(PGconn *conn, const PGresult *res);
 
+/* What a failed statement's SQLSTATE means to retentiond: the only place
+ * that knows SQLSTATE codes (as pgbench's getSQLErrorStatus). */
+enum db_errclass {
+	DBERR_NONE,			/* success */
+	DBERR_LOCK_NOT_AVAILABLE,	/* 55P03: lock_timeout, NOWAIT */
+	DBERR_DEADLOCK,			/* 40P01 */
+	DBERR_QUERY_CANCELED,		/* 57014: statement_timeout, cancel */
+	DBERR_FK_VIOLATION,		/* 23503 */
+	DBERR_READ_ONLY,		/* 25006 */
+	DBERR_UNDEFINED_TABLE,		/* 42P01 */
+	DBERR_DATA_EXCEPTION,		/* class 22: bad input (a date) */
+	DBERR_CONNECTION,		/* class 08, or no SQLSTATE at all */
+	DBERR_OTHER
+};
+
+/* The class of SQLSTATE (NULL or "" when the server sent none: the
+ * connection is gone). Pure. */
+enum db_errclass db_errclass_of(const char *sqlstate);
+
+/* A lock we may not wait for: lock-not-available or a deadlock. */
+bool db_errclass_is_lock(enum db_errclass c);
+
+/*
+ * The one query helper: PQexecParams with TYPES (NULL: the server infers
+ * them) and text VALUES. Returns the result (caller PQclear) when it is
+ * PGRES_COMMAND_OK or PGRES_TUPLES_OK; else NULL with *err set and, when
+ * CLASS is not NULL, *class the error's class.
+ */
+PGresult *db_exec_params(PGconn *conn, const char *sql, int nparams,
+			 const Oid *types, const char *const *values,
+			 enum db_errclass *class, char **err) MUSTCHECK;
+
+/* The oldest PostgreSQL retentiond supports (PQserverVersion's form):
+ * partition handling needs 14's pg_partition_tree and DETACH behaviour. */
+#define DB_MIN_SERVER_VERSION 140000
+
+/* NULL when SERVER_VERSION (PQserverVersion) is supported; else why not,
+ * naming both versions (malloc'd). Pure. */
+char *db_server_unsupported(int server_version) MUSTCHECK;
+
+/* Session settings the batches change. */
+/* lock_timeout (a PostgreSQL interval, "10ms"). */
+bool db_lock_timeout(PGconn *conn, const char *value, char **err) MUSTCHECK;
+/* Commit without waiting for the WAL flush (ON), or go back to the
+ * session's own synchronous_commit. */
+bool db_async_commit(PGconn *conn, bool on, char **err) MUSTCHECK;
+/* Parallel query for this session: off (false), or back to the default. */
+bool db_parallel_query(PGconn *conn, bool on, char **err) MUSTCHECK;
+/* The server's WAL insert position, in bytes (busy.h). */
+bool db_wal_position(PGconn *conn, long long *pos, char **err) MUSTCHECK;
+
 #endif

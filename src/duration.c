@@ -64,9 +64,46 @@ static const int64_t unit_ms[] = {
 	[DUR_YEAR] = -1,
 };
 
+/* Near misses and what to write instead. "m" is refused on purpose: it
+ * could mean minutes or months, and a retention of 6 minutes instead of 6
+ * months would erase nearly everything; the hint names both spellings. */
+static const struct {
+	const char *name;
+	const char *hint;
+} unit_hints[] = {
+	{"m", "write \"min\" for minutes or \"month\" for months"},
+	{"mi", "write \"min\" for minutes"},
+	{"mn", "write \"min\" for minutes"},
+	{"mo", "write \"month\" for months"},
+	{"mos", "write \"months\""},
+	{"mth", "write \"month\" for months"},
+	{"mths", "write \"months\""},
+	{"mnth", "write \"month\" for months"},
+	{"mnths", "write \"months\""},
+	{"hrs", "write \"h\" or \"hours\""},
+	{"hs", "write \"h\" or \"hours\""},
+	{"ds", "write \"d\" or \"days\""},
+	{"wk", "write \"w\" or \"weeks\""},
+	{"wks", "write \"w\" or \"weeks\""},
+	{"ws", "write \"w\" or \"weeks\""},
+	{"yrs", "write \"y\" or \"years\""},
+	{"ys", "write \"y\" or \"years\""},
+	{"sc", "write \"s\" for seconds"},
+	{"ss", "write \"s\" for seconds"},
+	{"msecs", "write \"ms\" for milliseconds"},
+	{"us", "the smallest unit is \"ms\" (milliseconds)"},
+	{"ns", "the smallest unit is \"ms\" (milliseconds)"},
+	{"microsecond", "the smallest unit is \"ms\" (milliseconds)"},
+	{"microseconds", "the smallest unit is \"ms\" (milliseconds)"},
+	{"fortnight", "write \"2 weeks\" for each fortnight"},
+	{"fortnights", "write \"2 weeks\" for each fortnight"},
+	{"decade", "write \"10 years\" for each decade"},
+	{"decades", "write \"10 years\" for each decade"},
+};
+
 /* The unknown unit or trailing text is quoted back to the user; a thread-local
  * buffer keeps err a plain const char * without an allocation to free. */
-static _Thread_local char errbuf[96];
+static _Thread_local char errbuf[160];
 
 static const char *
 skip_spaces(const char *p)
@@ -92,6 +129,23 @@ quoted_error(const char *what, const char *text, size_t len)
 		strcat(piece, "...");
 	snprintf(errbuf, sizeof(errbuf), "%s \"%s\"", what, piece);
 	return errbuf;
+}
+
+/* "unknown unit "m"", with what to write instead when it is a near miss. */
+static const char *
+unknown_unit_error(const char *unit, size_t len)
+{
+	const char *msg = quoted_error("unknown unit", unit, len);
+
+	for (size_t i = 0; i < ARRAY_SIZE(unit_hints); i++)
+		if (strlen(unit_hints[i].name) == len &&
+		    strncasecmp(unit_hints[i].name, unit, len) == 0) {
+			size_t n = strlen(errbuf);
+			snprintf(errbuf + n, sizeof(errbuf) - n, ": %s",
+				 unit_hints[i].hint);
+			break;
+		}
+	return msg;
 }
 
 bool
@@ -148,7 +202,7 @@ duration_parse(const char *text, struct duration *out, const char **err)
 		    strncasecmp(unit_names[i].name, unit, unit_len) == 0)
 			break;
 	if (i == ARRAY_SIZE(unit_names)) {
-		msg = quoted_error("unknown unit", unit, unit_len);
+		msg = unknown_unit_error(unit, unit_len);
 		goto fail;
 	}
 

@@ -80,6 +80,7 @@ struct erasure_rule_result {
 	long long rows;		/* deleted or de-identified */
 	long long kept;		/* rows kept ("keep": a duty outlives it) */
 	long long blocked;	/* rows still referenced from elsewhere */
+	long long left;		/* rows left for the next cycle (time, stop) */
 	char *message;		/* an error, or why rows are left, or NULL */
 	bool failed;		/* MESSAGE is an error, not rows a lock kept */
 };
@@ -106,6 +107,7 @@ struct run_result {
 	long long changed;
 	double seconds;
 	char *erasure_error;	/* what stopped the erasure pass, or NULL */
+	bool interrupted;	/* a stop cut an erasure request short */
 	char *error;		/* what stopped the whole cycle, or NULL */
 };
 

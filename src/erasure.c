@@ -5,8 +5,10 @@
 #include <string.h>
 
 #include "audit.h"
-#include "batch.h"
+#include "count.h"
+#include "plan.h"
 #include "db.h"
+#include "driver.h"
 #include "hold.h"
 #include "log.h"
 #include "strbuf.h"
@@ -35,7 +37,9 @@ static bool
 subject_held(PGconn *conn, const char *schema, const char *subject,
 	     const char *subject_id, bool *held, char **err)
 {
-	char *frag = hold_sql_not_held(conn, schema, "$1", "$2::text");
+	char *frag = hold_sql_not_held(conn, schema, "$1", "$2::text", err);
+	if (!frag)
+		return false;
 	char *sql = xasprintf("SELECT NOT (%s)", frag);
 	const char *p[] = { subject, subject_id };
 	PGresult *res = db_query(conn, sql, 2, p, err);
@@ -102,60 +106,85 @@ keep_rule(PGconn *conn, const struct config *cfg, const struct rule *r,
 	free(t);
 }
 
+/* What is left after the driver stopped early (time, a stop): counted
+ * unless a stop is on, since a stop may cancel whatever runs. */
 static void
-apply_rule(PGconn *conn, const struct config *cfg, const struct rule *r,
-	   struct erasure_outcome *eo, long long run_id, bool dry_run,
+note_left(const struct driver_ctx *d, struct plan *rs,
+	  enum rule_outcome o, struct erasure_rule_result *rr)
+{
+	struct count_rows counts;
+	char *err = NULL;
+
+	if (o == OUTCOME_STOPPED) {
+		rr->left = -1;
+		rr->message = xstrdup("stopped; the rest is left for the next "
+				      "cycle");
+		return;
+	}
+	if (!count_rule(d->conn, rs, NULL, &counts, &err)) {
+		rr->message = err;
+		rr->failed = true;
+		return;
+	}
+	rr->left = counts.eligible;
+	rr->blocked = counts.blocked;
+	rr->message = xasprintf("max_runtime reached; %lld rows left for the "
+				"next cycle", counts.eligible);
+}
+
+static void
+apply_rule(const struct driver_ctx *d, const struct rule *r,
+	   struct erasure_outcome *eo, bool dry_run,
 	   struct erasure_rule_result *rr)
 {
-	struct rule_sql rs;
-	struct batch_counts counts;
+	struct plan rs;
+	struct count_rows counts;
 	char *err = NULL;
+	enum rule_outcome o = OUTCOME_DONE;
+	double deadline = monotonic_ms() +
+			  (double)duration_ms(&r->limits.max_runtime);
 
 	rr->rule = r;
 	rr->method = r->on_erasure;
 	if (r->on_erasure == ACTION_KEEP) {
-		keep_rule(conn, cfg, r, eo, run_id, dry_run, rr);
+		keep_rule(d->conn, d->cfg, r, eo, d->run_id, dry_run, rr);
 		return;
 	}
-	if (!batch_prepare(conn, cfg, r, r->on_erasure, BATCH_ERASURE,
+	if (!plan_compile(d->conn, d->cfg, r, r->on_erasure, PLAN_ERASURE,
 			   eo->subject_id, &rs, &err)) {
 		rr->message = err;
 		rr->failed = true;
 		return;
 	}
 	char *detail = detail_json(eo->id, eo->subject, eo->subject_id, r, 0);
-	long long limit = r->limits.batch_size;
-	for (size_t ti = 0; ti < rs.n_targets && !dry_run && !rr->message; ti++) {
-		struct batch_outcome bo;
-		do {
-			if (!batch_run(conn, &rs, ti, NULL, limit, "-infinity",
-				       run_id, detail, &bo, &err)) {
-				rr->message = xasprintf("%s: %s",
-							rs.targets[ti].name, err);
-				rr->failed = true;
-				free(err);
-				break;
-			}
-			free(bo.last_age);
-			rr->rows += bo.changed;
-		} while (bo.picked == limit);
+	for (size_t ti = 0; ti < rs.n_targets && !dry_run && o == OUTCOME_DONE;
+	     ti++) {
+		struct driver_totals tot = { 0 };
+		o = driver_run(d, &rs, ti, NULL, detail, deadline, &tot,
+			       &rr->message);
+		rr->rows += tot.changed;
 	}
-	/* what is left: in a plan, everything due; after a run, rows that a
-	 * reference or a lock kept */
-	if (!rr->message && batch_count(conn, &rs, NULL, &counts, &err)) {
+	if (o == OUTCOME_FAILED) {
+		rr->failed = true;
+	} else if (o == OUTCOME_TIME || o == OUTCOME_STOPPED) {
+		note_left(d, &rs, o, rr);
+	} else if (o == OUTCOME_DONE &&
+		   count_rule(d->conn, &rs, NULL, &counts, &err)) {
+		/* what is left: in a plan, everything due; after a run, rows
+		 * that a reference or a lock kept */
 		if (dry_run)
 			rr->rows = counts.eligible;
 		rr->blocked = counts.blocked;
-		if (!dry_run && counts.eligible > 0 && !rr->message)
+		if (!dry_run && counts.eligible > 0)
 			rr->message = xasprintf("%lld rows could not be changed "
 						"now (locked by another session)",
 						counts.eligible);
-	} else if (!rr->message) {
+	} else if (o == OUTCOME_DONE) {
 		rr->message = err;
 		rr->failed = true;
 	}
 	free(detail);
-	batch_release(&rs);
+	plan_release(&rs);
 }
 
 static char *
@@ -176,6 +205,11 @@ request_detail(const struct erasure_outcome *eo)
 		sb_json_str(&b, rule_action_name(rr->method));
 		sb_printf(&b, ", \"rows\": %lld, \"kept\": %lld, \"blocked\": %lld",
 			  rr->rows, rr->kept, rr->blocked);
+		/* cut short by max_runtime (a count) or a stop (unknown) */
+		if (rr->left > 0)
+			sb_printf(&b, ", \"left\": %lld", rr->left);
+		else if (rr->left < 0)
+			sb_add(&b, ", \"left\": null");
 		if (rr->method == ACTION_KEEP) {
 			sb_add(&b, ", \"policy\": ");
 			sb_json_str(&b, rr->rule->policy);
@@ -212,12 +246,21 @@ record(PGconn *conn, const char *schema, const struct erasure_outcome *eo,
 	return true;
 }
 
-static void
-process_one(PGconn *conn, const struct config *cfg, const size_t *order,
-	    const bool *run, long long run_id, bool dry_run,
-	    struct erasure_outcome *eo)
+static bool
+stopped(const struct driver_ctx *d)
 {
-	bool kept = false, unfinished = false;
+	return d->hooks && d->hooks->should_stop &&
+	       d->hooks->should_stop(d->hooks->arg);
+}
+
+/* Apply the subject's rules to request EO; true when a stop cut it short
+ * (it stays pending). */
+static bool
+process_one(const struct driver_ctx *d, const size_t *order, const bool *run,
+	    bool dry_run, struct erasure_outcome *eo)
+{
+	const struct config *cfg = d->cfg;
+	bool kept = false, unfinished = false, cut = false;
 
 	eo->rules = xcalloc(cfg->n_rules, sizeof(*eo->rules));
 	for (size_t k = 0; k < cfg->n_rules; k++) {
@@ -225,8 +268,14 @@ process_one(PGconn *conn, const struct config *cfg, const size_t *order,
 		const struct rule *r = &cfg->rules[i];
 		if (!run[i] || !r->subject || strcmp(r->subject, eo->subject) != 0)
 			continue;
+		if (stopped(d)) {
+			cut = unfinished = true;
+			break;
+		}
 		struct erasure_rule_result *rr = &eo->rules[eo->n_rules++];
-		apply_rule(conn, cfg, r, eo, run_id, dry_run, rr);
+		apply_rule(d, r, eo, dry_run, rr);
+		if (rr->left < 0)
+			cut = true;
 		eo->changed += rr->rows;
 		if (rr->kept > 0)
 			kept = true;
@@ -242,14 +291,16 @@ process_one(PGconn *conn, const struct config *cfg, const size_t *order,
 	/* blocked or failed rows keep the request open for the next cycle,
 	 * and its due date in the reports */
 	eo->status = unfinished ? "pending" : kept ? "partial" : "done";
+	return cut;
 }
 
 bool
-erasure_process(PGconn *conn, const struct config *cfg, const size_t *order,
-		const bool *run, long long run_id, bool dry_run,
-		bool (*should_stop)(void *), void *arg, struct run_result *out,
+erasure_process(const struct driver_ctx *d, const size_t *order,
+		const bool *run, bool dry_run, struct run_result *out,
 		char **err)
 {
+	PGconn *conn = d->conn;
+	const struct config *cfg = d->cfg;
 	const char *schema = cfg->database.schema;
 	char *t = db_qualified(conn, schema, "erasure_requests");
 	char *sql = xasprintf("SELECT id, subject, subject_id, due_at::text"
@@ -265,7 +316,7 @@ erasure_process(PGconn *conn, const struct config *cfg, const size_t *order,
 	int n = PQntuples(res);
 	out->erasures = xcalloc((size_t)n, sizeof(*out->erasures));
 	for (int i = 0; i < n && ok; i++) {
-		if (should_stop && should_stop(arg))
+		if (stopped(d))
 			break;
 		struct erasure_outcome *eo = &out->erasures[out->n_erasures++];
 		eo->id = atoll(PQgetvalue(res, i, 0));
@@ -281,8 +332,8 @@ erasure_process(PGconn *conn, const struct config *cfg, const size_t *order,
 		}
 		if (held)
 			eo->status = "held";
-		else
-			process_one(conn, cfg, order, run, run_id, dry_run, eo);
+		else if (process_one(d, order, run, dry_run, eo))
+			out->interrupted = true;
 		out->changed += eo->changed;
 		if (!dry_run && !record(conn, schema, eo, err))
 			ok = false;

@@ -23,17 +23,20 @@ bool erasure_add(PGconn *conn, const char *schema, const char *subject,
 		 const char *subject_id, const char *reason, long long *id,
 		 char **due_at, char **err) MUSTCHECK;
 
+struct driver_ctx;
+
 /*
  * Work through the pending (and held) requests with the rules in ORDER
  * (indexes into cfg->rules, children before parents), only those RUN[i]
- * marks as taking part. DRY_RUN counts without changing anything.
- * Results are appended to out->erasures. False on a database error that
- * stopped the whole pass.
+ * marks as taking part, in batches through the driver D (its connection,
+ * config, run, deadline and stop hook). DRY_RUN counts without changing
+ * anything. Results are appended to out->erasures; out->interrupted when
+ * a stop cut a request short. False on a database error that stopped the
+ * whole pass.
  */
-bool erasure_process(PGconn *conn, const struct config *cfg,
-		     const size_t *order, const bool *run, long long run_id,
-		     bool dry_run, bool (*should_stop)(void *), void *arg,
-		     struct run_result *out, char **err) MUSTCHECK;
+bool erasure_process(const struct driver_ctx *d, const size_t *order,
+		     const bool *run, bool dry_run, struct run_result *out,
+		     char **err) MUSTCHECK;
 
 void erasure_outcome_free(struct erasure_outcome *e);
 

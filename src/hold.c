@@ -80,11 +80,18 @@ hold_parse_target(const char *arg, char **subject, char **subject_id,
 
 char *
 hold_sql_not_held(PGconn *conn, const char *schema, const char *subject_param,
-		  const char *row_subject_expr)
+		  const char *row_subject_expr, char **err)
 {
-	char *table = db_qualified(conn, schema, "legal_holds");
-	if (!table)
+	const char *fault = getenv("RETENTIOND_INJECT_FAULT");
+	if (fault && strcmp(fault, "hold_condition") == 0) {
+		*err = xstrdup("injected fault (RETENTIOND_INJECT_FAULT)");
 		return NULL;
+	}
+	char *table = db_qualified(conn, schema, "legal_holds");
+	if (!table) {
+		*err = db_error(conn, NULL);
+		return NULL;
+	}
 	char *sql = xasprintf(
 		"NOT EXISTS (SELECT 1 FROM %s h WHERE h.subject = %s"
 		" AND h.subject_id = (%s)::text AND " HOLD_ACTIVE_SQL ")",
@@ -154,8 +161,8 @@ check_until(PGconn *conn, const char *until, char **err)
 						PG_DIAG_MESSAGE_PRIMARY);
 		char *e = db_error(conn, res);
 		enum hold_result r = HOLD_DB_ERROR;
-		/* class 22: data exception (bad date syntax, out of range) */
-		if (state && strncmp(state, "22", 2) == 0) {
+		/* bad date syntax, out of range */
+		if (db_errclass_of(state) == DBERR_DATA_EXCEPTION) {
 			*err = xasprintf("--until \"%s\" is not a date: %s",
 					 until, primary ? primary : e);
 			r = HOLD_BAD_INPUT;

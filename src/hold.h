@@ -58,12 +58,17 @@ bool hold_parse_target(const char *arg, char **subject, char **subject_id,
  *     WHERE h.subject = $3 AND h.subject_id = (t."customer_id")::text
  *     AND h.released_at IS NULL
  *     AND (h.expires_at IS NULL OR h.expires_at > pg_catalog.now()))
- * row_subject_expr must already be quoted. malloc'd; NULL only if the
- * schema name cannot be quoted.
+ * row_subject_expr must already be quoted. malloc'd; NULL with *err when
+ * it cannot be built (the schema name cannot be quoted): the caller must
+ * then fail, never go on without the condition.
+ *
+ * Test seam: with RETENTIOND_INJECT_FAULT=hold_condition in the
+ * environment it always fails, so a test can show that a rule whose hold
+ * condition cannot be built touches nothing. It can only make things fail.
  */
 char *hold_sql_not_held(PGconn *conn, const char *schema,
 			const char *subject_param,
-			const char *row_subject_expr) MUSTCHECK;
+			const char *row_subject_expr, char **err) MUSTCHECK;
 
 /*
  * Place a hold. until may be NULL (no expiry); it is parsed by PostgreSQL

@@ -9,9 +9,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "audit.h"
 #include "db.h"
 #include "file.h"
 #include "log.h"
+#include "report.h"
 
 void
 metrics_escape_label(struct strbuf *b, const char *value)
@@ -48,6 +50,50 @@ label(struct strbuf *b, const char *name, const char *value, bool first)
 	sb_printf(b, "%s%s=\"", first ? "{" : ",", name);
 	metrics_escape_label(b, value);
 	sb_add(b, "\"");
+}
+
+/* What the alert rules in doc/prometheus need beyond the above. */
+static void
+render_alerting(struct strbuf *b, const struct run_result *res,
+		const struct metrics_db *db)
+{
+	if (db->interval_s > 0) {
+		head(b, "retentiond_schedule_interval_seconds", "gauge",
+		     "The configured schedule.interval: a cycle is expected "
+		     "this often.");
+		sb_printf(b, "retentiond_schedule_interval_seconds %.3f\n",
+			  db->interval_s);
+	}
+	head(b, "retentiond_rule_compliant", "gauge",
+	     "1 when nothing of the rule is overdue after the last cycle and "
+	     "it did not fail, else 0, per rule.");
+	for (size_t i = 0; i < res->n_rules; i++) {
+		const struct rule_result *rr = &res->rules[i];
+		if (!rr->rule)
+			continue;
+		sb_add(b, "retentiond_rule_compliant");
+		label(b, "rule", rr->rule->name, true);
+		sb_printf(b, "} %d\n", rule_result_compliant(rr) ? 1 : 0);
+	}
+	head(b, "retentiond_erasure_requests_due_soon", "gauge",
+	     "Open right-to-erasure requests due within 7 days (a subset of "
+	     "state=\"pending\").");
+	sb_printf(b, "retentiond_erasure_requests_due_soon %lld\n",
+		  db->erasure_due_soon);
+	if (db->audit != METRICS_AUDIT_UNKNOWN) {
+		head(b, "retentiond_audit_chain_ok", "gauge",
+		     "1 when the audit trail's hash chain is intact (as "
+		     "`retentiond verify`), 0 when it is broken.");
+		sb_printf(b, "retentiond_audit_chain_ok %d\n",
+			  db->audit == METRICS_AUDIT_INTACT ? 1 : 0);
+	}
+	head(b, "retentiond_outbox_unsent", "gauge",
+	     "Mails in the outbox not yet delivered.");
+	sb_printf(b, "retentiond_outbox_unsent %lld\n", db->outbox_unsent);
+	head(b, "retentiond_outbox_oldest_unsent_age_seconds", "gauge",
+	     "Age of the oldest undelivered mail in the outbox; 0 when none.");
+	sb_printf(b, "retentiond_outbox_oldest_unsent_age_seconds %.3f\n",
+		  db->outbox_oldest_s);
 }
 
 void
@@ -129,6 +175,7 @@ metrics_render(struct strbuf *b, const struct run_result *res,
 		sb_printf(b, "retentiond_uncovered_columns %lld\n",
 			  db->uncovered_columns);
 	}
+	render_alerting(b, res, db);
 }
 
 void
@@ -206,6 +253,44 @@ metrics_collect(PGconn *conn, const char *schema, struct metrics_db *db,
 	}
 	db->n_totals = (size_t)n;
 	PQclear(res);
+
+	/* the same window as the report's "due soon" */
+	char *due = xasprintf("count(*) FILTER (WHERE due_at >= now()"
+			      " AND due_at < now() + interval '%d days')",
+			      REPORT_DUE_SOON_DAYS);
+	res = query(conn, schema, due, "erasure_requests",
+		    "WHERE " REPORT_ERASURE_OPEN, err);
+	free(due);
+	if (!res)
+		return false;
+	db->erasure_due_soon = atoll(PQgetvalue(res, 0, 0));
+	PQclear(res);
+
+	res = query(conn, schema, "count(*), coalesce(extract(epoch FROM"
+		    " now() - min(created_at)), 0)::float8", "outbox",
+		    "WHERE sent_at IS NULL", err);
+	if (!res)
+		return false;
+	db->outbox_unsent = atoll(PQgetvalue(res, 0, 0));
+	db->outbox_oldest_s = atof(PQgetvalue(res, 0, 1));
+	PQclear(res);
+
+	/* a chain that cannot be checked now is left out, not called broken */
+	struct audit_verify_result v;
+	char *e = NULL;
+	switch (audit_verify(conn, schema, &v, &e)) {
+	case 0:
+		db->audit = METRICS_AUDIT_INTACT;
+		break;
+	case 1:
+		db->audit = METRICS_AUDIT_BROKEN;
+		break;
+	default:
+		log_warning("metrics: the audit chain could not be checked: %s",
+			    e);
+		free(e);
+		break;
+	}
 	return true;
 }
 
@@ -238,6 +323,7 @@ metrics_write(PGconn *conn, const struct config *cfg,
 		db.has_coverage = true;
 		db.uncovered_columns = cov->result.uncovered_columns;
 	}
+	db.interval_s = (double)duration_ms(&cfg->schedule.interval) / 1000.0;
 	clock_gettime(CLOCK_REALTIME, &now);
 	metrics_render(&b, res, &db,
 		       (double)now.tv_sec + (double)now.tv_nsec / 1e9);

@@ -39,14 +39,27 @@ struct metrics_total {
 	long long rows;
 };
 
+/* Zero (the default of an initializer) means "not known": not written. */
+enum metrics_audit {
+	METRICS_AUDIT_UNKNOWN,
+	METRICS_AUDIT_INTACT,
+	METRICS_AUDIT_BROKEN
+};
+
 /* What the database says, read after the cycle. */
 struct metrics_db {
 	double last_success;		/* epoch seconds; 0: never */
 	long long erasure_pending;	/* open, not yet due */
 	long long erasure_overdue;	/* open, past due_at */
+	long long erasure_due_soon;	/* open, due within 7 days */
 	long long holds_active;
 	struct metrics_total *totals;
 	size_t n_totals;
+	enum metrics_audit audit;	/* the audit chain, as `verify` */
+	long long outbox_unsent;	/* mail not yet delivered */
+	double outbox_oldest_s;		/* age of the oldest of it; 0: none */
+	/* from the config, so an alert can compare ages with it; 0: unset */
+	double interval_s;		/* schedule.interval */
 	/* From the cycle's coverage (SPEC §9), when it ran. */
 	bool has_coverage;
 	long long uncovered_columns;

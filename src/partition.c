@@ -12,7 +12,7 @@
 
 /* The rule's table is range-partitioned on exactly its age column. */
 static bool
-partitioned_by_age(PGconn *conn, const struct rule_sql *rs, bool *yes,
+partitioned_by_age(PGconn *conn, const struct plan *rs, bool *yes,
 		   char **err)
 {
 	char attnum[16];
@@ -32,7 +32,7 @@ partitioned_by_age(PGconn *conn, const struct rule_sql *rs, bool *yes,
  * whether the whole range lies before the cutoff (the default partition
  * and MAXVALUE bounds never match), their oids and estimated rows. */
 static PGresult *
-list_partitions(PGconn *conn, const struct rule_sql *rs, const char *cutoff,
+list_partitions(PGconn *conn, const struct plan *rs, const char *cutoff,
 		char **err)
 {
 	const char *p[] = { rs->oid, cutoff };
@@ -53,13 +53,12 @@ list_partitions(PGconn *conn, const struct rule_sql *rs, const char *cutoff,
 /* Whether any row of partition QPART fails COND (an expression on alias t
  * using the rule's parameters). */
 static bool
-any_row_fails(PGconn *conn, struct rule_sql *rs, const char *qpart,
+any_row_fails(PGconn *conn, struct plan *rs, const char *qpart,
 	      const char *cond, bool *found, char **err)
 {
 	char *sql = xasprintf("SELECT EXISTS (SELECT 1 FROM %s t WHERE NOT (%s))",
 			      qpart, cond);
-	batch_set_fixed(rs, NULL);
-	PGresult *res = batch_exec(conn, rs, sql, err);
+	PGresult *res = plan_exec_sql(conn, rs, sql, NULL, err);
 	free(sql);
 	if (!res)
 		return false;
@@ -69,7 +68,7 @@ any_row_fails(PGconn *conn, struct rule_sql *rs, const char *qpart,
 }
 
 static bool
-insert_audit(PGconn *conn, const struct config *cfg, const struct rule_sql *rs,
+insert_audit(PGconn *conn, const struct config *cfg, const struct plan *rs,
 	     long long run_id, const char *action, const char *cutoff,
 	     const struct partition_plan *pp, char **err)
 {
@@ -89,15 +88,13 @@ insert_audit(PGconn *conn, const struct config *cfg, const struct rule_sql *rs,
 static bool
 exec_lock_aware(PGconn *conn, const char *sql, bool *lock_busy, char **err)
 {
-	PGresult *res = PQexec(conn, sql);
-	if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+	enum db_errclass class;
+	PGresult *res = db_exec_params(conn, sql, 0, NULL, NULL, &class, err);
+	if (res) {
 		PQclear(res);
 		return true;
 	}
-	const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-	*lock_busy = st && (strcmp(st, "55P03") == 0 || strcmp(st, "40P01") == 0);
-	*err = db_error(conn, res);
-	PQclear(res);
+	*lock_busy = db_errclass_is_lock(class);
 	return false;
 }
 
@@ -115,7 +112,7 @@ rollback(PGconn *conn)
  * could not be had in time (the partition waits for the next cycle).
  */
 static bool
-retire_one(PGconn *conn, const struct config *cfg, struct rule_sql *rs,
+retire_one(PGconn *conn, const struct config *cfg, struct plan *rs,
 	   const char *cutoff, long long run_id, struct pcount *pc,
 	   const struct pcount_target *target, struct partition_plan *pp,
 	   bool *lock_busy, char **err)
@@ -158,7 +155,7 @@ fail:
 /* A detach someone started CONCURRENTLY and did not finish blocks further
  * detaches of that table; FINALIZE completes it. */
 static bool
-finalize(PGconn *conn, const struct rule_sql *rs, const char *qpart, char **err)
+finalize(PGconn *conn, const struct plan *rs, const char *qpart, char **err)
 {
 	char *sql = xasprintf("ALTER TABLE %s DETACH PARTITION %s FINALIZE",
 			      rs->qtable, qpart);
@@ -168,7 +165,7 @@ finalize(PGconn *conn, const struct rule_sql *rs, const char *qpart, char **err)
 }
 
 static const char *
-why_kept(PGconn *conn, struct rule_sql *rs, const char *qpart, char **err)
+why_kept(PGconn *conn, struct plan *rs, const char *qpart, char **err)
 {
 	bool found = false;
 	if (rs->rule->where) {
@@ -180,7 +177,7 @@ why_kept(PGconn *conn, struct rule_sql *rs, const char *qpart, char **err)
 		if (found)
 			return "rows the rule's where keeps";
 	}
-	if (rs->not_held) {
+	if (strcmp(rs->not_held, "true") != 0) {
 		if (!any_row_fails(conn, rs, qpart, rs->not_held, &found, err))
 			return NULL;
 		if (found)
@@ -190,7 +187,7 @@ why_kept(PGconn *conn, struct rule_sql *rs, const char *qpart, char **err)
 }
 
 bool
-partition_retire(PGconn *conn, const struct config *cfg, struct rule_sql *rs,
+partition_retire(PGconn *conn, const struct config *cfg, struct plan *rs,
 		 const char *cutoff, long long run_id, bool dry_run,
 		 struct partition_result *out, char **err)
 {
@@ -198,13 +195,13 @@ partition_retire(PGconn *conn, const struct config *cfg, struct rule_sql *rs,
 
 	memset(out, 0, sizeof(*out));
 	if (rs->relkind != 'p' || rs->action != ACTION_DELETE ||
-	    rs->mode != BATCH_EXPIRY || rs->rule->partitions == PARTITIONS_ROWS)
+	    rs->mode != PLAN_EXPIRY || rs->rule->partitions == PARTITIONS_ROWS)
 		return true;
 	if (!partitioned_by_age(conn, rs, &by_age, err))
 		return false;
 	if (!by_age)
 		return true;
-	if (rs->unreferenced) {
+	if (strcmp(rs->unreferenced, "true") != 0) {
 		log_info("rule \"%s\" (%s.%s): other tables reference this "
 			 "table, so expired partitions are emptied by row batches",
 			 rs->rule->name, rs->rule->schema, rs->rule->table);

@@ -17,7 +17,7 @@
 
 #include <libpq-fe.h>
 
-#include "batch.h"
+#include "plan.h"
 #include "config.h"
 #include "util.h"
 
@@ -42,7 +42,7 @@ struct partition_result {
  * partition whose lock is not granted within lock_timeout is skipped.
  */
 bool partition_retire(PGconn *conn, const struct config *cfg,
-		      struct rule_sql *rs, const char *cutoff, long long run_id,
+		      struct plan *rs, const char *cutoff, long long run_id,
 		      bool dry_run, struct partition_result *out,
 		      char **err) MUSTCHECK;
 void partition_result_free(struct partition_result *r);

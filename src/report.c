@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "explain.h"
 #include "file.h"
 #include "log.h"
 #include "report_int.h"
@@ -41,6 +42,7 @@ rule_free(struct report_rule *rr)
 	free(rr->cutoff);
 	free(rr->oldest);
 	free(rr->message);
+	explain_free(&rr->why);
 }
 
 void
@@ -351,7 +353,7 @@ static const char *const csv_columns[] = {
 	"audit_status", "audit_actions", "audit_head",
 	"erasure_received", "erasure_done", "erasure_due_soon",
 	"erasure_overdue", "erasure_open", "legal_holds_active",
-	"period_start", "period_end", "generated_at",
+	"period_start", "period_end", "generated_at", "explanation",
 };
 
 static void
@@ -365,6 +367,21 @@ csv_str(struct strbuf *b, const char *s)
 {
 	sb_add(b, ",");
 	report_csv_field(b, s);
+}
+
+/* The verdict in words and every further reason, one field. */
+static void
+csv_why(struct strbuf *b, const struct report_rule *rr)
+{
+	struct strbuf s = STRBUF_INIT;
+	size_t n;
+	char **lines = explain_lines(rr, &n);
+
+	for (size_t i = 0; i < n; i++)
+		sb_printf(&s, "%s%s", i ? "; " : "", lines[i]);
+	explain_lines_free(lines, n);
+	csv_str(b, s.s ? s.s : "");
+	sb_free(&s);
 }
 
 void
@@ -423,6 +440,7 @@ report_render_csv(const struct report *r, struct strbuf *out)
 		csv_str(out, r->period_start);
 		csv_str(out, r->period_end);
 		csv_str(out, r->generated_at);
+		csv_why(out, rr);
 		sb_add(out, "\r\n");
 	}
 	report_coverage_csv(r, out);
@@ -478,6 +496,47 @@ json_runs(const struct report *r, struct strbuf *out)
 	sb_add(out, r->n_runs ? "\n ]" : "]");
 }
 
+/* "explanation": the counts behind the verdict and the words for it. */
+static void
+json_why(struct strbuf *out, const struct report_rule *rr)
+{
+	const struct report_explain *e = &rr->why;
+	size_t n;
+	char **lines = explain_lines(rr, &n);
+
+	json_key(out, "explanation", false);
+	sb_add(out, "{");
+	json_key(out, "counted", true);
+	sb_add(out, e->counted ? "true" : "false");
+	json_kv(out, "error", e->error, false);
+	json_kv(out, "where", e->where, false);
+	json_kn(out, "older_than_cutoff", e->older, false);
+	json_kn(out, "kept_by_where", e->kept_where, false);
+	json_kn(out, "deidentified", e->deidentified, false);
+	json_kn(out, "held", e->held, false);
+	json_kv(out, "hold_ids", e->hold_ids, false);
+	json_kn(out, "blocked", e->blocked, false);
+	json_key(out, "blocked_by", false);
+	sb_add(out, "[");
+	for (size_t i = 0; i < e->n_refs; i++) {
+		sb_add(out, i ? ", {" : "{");
+		json_kv(out, "table", e->refs[i].table, true);
+		json_kn(out, "rows", e->refs[i].rows, false);
+		sb_add(out, "}");
+	}
+	sb_add(out, "]");
+	json_kn(out, "left", e->left, false);
+	json_key(out, "lines", false);
+	sb_add(out, "[");
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			sb_add(out, ", ");
+		sb_json_str(out, lines[i]);
+	}
+	sb_add(out, "]}");
+	explain_lines_free(lines, n);
+}
+
 static void
 json_rules(const struct report *r, struct strbuf *out)
 {
@@ -513,6 +572,7 @@ json_rules(const struct report *r, struct strbuf *out)
 		json_kv(out, "message", rr->message, false);
 		json_kn(out, "runs", rr->runs, false);
 		json_kn(out, "last_run_id", rr->last_run_id, false);
+		json_why(out, rr);
 		sb_add(out, "}");
 	}
 	sb_add(out, r->n_rules ? "\n ]" : "]");

@@ -52,6 +52,32 @@ struct report_run {
 	long long changed;	/* -1: no summary (the run did not finish) */
 };
 
+/* A table whose rows still refer to rows a rule would delete. */
+struct report_ref {
+	char *table;		/* schema.table */
+	long long rows;		/* blocked rows it refers to */
+};
+
+/*
+ * Why rows older than a rule's cutoff are still there (explain.c), counted
+ * when the report is loaded. Only counts, the rule's `where` text (config,
+ * not personal data), hold ids and table names: never a value of a row.
+ */
+struct report_explain {
+	bool counted;		/* false: not counted (see error) */
+	char *error;		/* why not, or NULL (rule not in the config) */
+	char *where;		/* the rule's condition, or NULL */
+	long long older;	/* rows older than the cutoff, now */
+	long long kept_where;	/* ... that `where` keeps */
+	long long deidentified;	/* ... already de-identified, kept so */
+	long long held;		/* ... kept by a legal hold */
+	long long blocked;	/* ... still referred to (refs) */
+	long long left;		/* ... due and not yet changed */
+	char *hold_ids;		/* "3, 7" (at most EXPLAIN_MAX_IDS), or NULL */
+	struct report_ref *refs;
+	size_t n_refs;
+};
+
 /* One rule; in a range report, aggregated over the runs that had it:
  * changed is the sum, everything else is from the latest of those runs
  * (the state at the end of the period). */
@@ -63,6 +89,7 @@ struct report_rule {
 	double oldest_age_s;	/* at the end of its run; < 0: unknown */
 	long long runs;		/* runs aggregated */
 	long long last_run_id;
+	struct report_explain why;	/* as of generated_at */
 };
 
 struct report_erasure {

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "explain.h"
 #include "report.h"
 #include "report_int.h"
 
@@ -46,8 +47,17 @@ static const char css[] =
 	".alerts{border:2px solid #a30d0d;padding:.2em 1em;margin:1em 0}\n"
 	"svg{max-width:100%;height:auto}\n"
 	"footer{margin-top:2em;color:#666;font-size:.85em}\n"
+	"section.rule{margin:1em 0;padding:.2em 1em;border-left:4px solid "
+	"#c8c8c8}\n"
+	"section.rule h3{font-size:1em;margin:.5em 0}\n"
+	"p.why{font-size:1.05em}\n"
+	/* printed for a binder: A4, each rule's explanation on a page of
+	 * its own, never split where it fits on one */
+	"@page{size:A4;margin:15mm 12mm}\n"
 	"@media print{body{margin:0;max-width:none;font-size:10pt}"
 	"h2{break-after:avoid}tr,svg{break-inside:avoid}"
+	"section.rule{break-before:page;page-break-before:always;"
+	"break-inside:avoid;page-break-inside:avoid;border:none;padding:0}"
 	"thead{display:table-header-group}"
 	"*{-webkit-print-color-adjust:exact;print-color-adjust:exact}}\n";
 
@@ -345,6 +355,51 @@ runs_table(const struct report *r, struct strbuf *b)
 	sb_add(b, "</tbody>\n</table>\n");
 }
 
+/* Per rule, the verdict in words and why old rows remain: one section
+ * each, a page each when printed. */
+static void
+why_sections(const struct report *r, struct strbuf *b)
+{
+	if (r->n_rules == 0)
+		return;
+	sb_add(b, "<h2>Why each verdict</h2>\n");
+	for (size_t i = 0; i < r->n_rules; i++) {
+		const struct report_rule *rr = &r->rules[i];
+		size_t n;
+		char **lines = explain_lines(rr, &n);
+
+		sb_add(b, "<section class=\"rule\"><h3>Rule <code>");
+		esc(b, rr->rule);
+		sb_add(b, "</code> on <code>");
+		esc(b, rr->table);
+		sb_add(b, "</code></h3>\n<p class=\"policy\">");
+		esc(b, rr->policy);
+		sb_printf(b, "</p>\n<p class=\"why %s\">",
+			  rr->compliant ? "ok" : "bad");
+		esc(b, lines[0]);
+		sb_add(b, "</p>\n");
+		if (n > 1) {
+			sb_add(b, "<ul class=\"why\">\n");
+			for (size_t k = 1; k < n; k++) {
+				sb_add(b, "<li>");
+				esc(b, lines[k]);
+				sb_add(b, "</li>\n");
+			}
+			sb_add(b, "</ul>\n");
+		}
+		sb_add(b, "<p class=\"msg\">cutoff ");
+		ts(b, rr->cutoff);
+		sb_add(b, " (retain ");
+		esc(b, rr->retain);
+		sb_add(b, "), oldest row ");
+		ts(b, rr->oldest);
+		sb_add(b, ", outcome ");
+		esc(b, rr->outcome);
+		sb_add(b, "</p>\n</section>\n");
+		explain_lines_free(lines, n);
+	}
+}
+
 static void
 title(const struct report *r, struct strbuf *b)
 {
@@ -394,6 +449,7 @@ report_render_html(const struct report *r, struct strbuf *b)
 	summary(r, &t, b);
 	rules_table(r, &t, b);
 	chart(r, b);
+	why_sections(r, b);
 	erasure_holds_audit(r, b);
 	if (r->range)
 		runs_table(r, b);

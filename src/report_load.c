@@ -14,12 +14,23 @@
 
 #include "audit.h"
 #include "db.h"
+#include "explain.h"
+#include "summary.h"
 
-/* A JSON number in the summary as bigint; anything else (missing, null,
- * a string someone wrote by hand) as 0. */
+/* A JSON number in the summary as bigint; null or a string someone wrote
+ * by hand as 0. A missing key is an error (MISSING_KEYS). */
 #define NUM(key) \
 	"CASE WHEN jsonb_typeof(x.v->'" key "') = 'number'" \
 	" THEN (x.v->>'" key "')::numeric::bigint ELSE 0 END"
+#define STR(key) "x.v->>'" key "'"
+
+/* The keys of SUMMARY_RULE_KEYS a rule's summary lacks, or NULL: a key
+ * renamed on one side must not read as 0. */
+#define KEY_ITEM(k) "'" k "', "
+#define MISSING_KEYS \
+	"(SELECT string_agg(k, ', ') FROM unnest(ARRAY[" \
+	SUMMARY_RULE_KEYS(KEY_ITEM) "NULL]::text[]) k" \
+	" WHERE k IS NOT NULL AND NOT x.v ? k)"
 
 #define RUN_COLS \
 	"r.id, r.host, r.command, r.status," \
@@ -87,31 +98,34 @@ load_rules(struct ctx *c, const char *filter, int n, const char *const *p,
 	char *sql = xasprintf(
 		"SELECT rule, policy, tbl, action, retain, outcome, cutoff,"
 		" oldest, message, changed, held, blocked, eligible, overdue,"
-		" table_rows, compliant, age_s, n_runs, run_id FROM ("
-		"SELECT DISTINCT ON (x.v->>'rule')"
-		" x.v->>'rule' AS rule, x.v->>'policy' AS policy,"
-		" x.v->>'table' AS tbl, x.v->>'action' AS action,"
-		" x.v->>'retain' AS retain, x.v->>'outcome' AS outcome,"
-		" x.v->>'cutoff' AS cutoff, x.v->>'oldest' AS oldest,"
-		" x.v->>'message' AS message,"
-		" sum(" NUM("changed") ") OVER w AS changed,"
-		" " NUM("held") " AS held, " NUM("blocked") " AS blocked,"
-		" " NUM("eligible") " AS eligible, " NUM("overdue") " AS overdue,"
-		" " NUM("table_rows") " AS table_rows,"
-		" coalesce(x.v->>'compliant' = 'true', false) AS compliant,"
+		" table_rows, compliant, age_s, n_runs, run_id, missing FROM ("
+		"SELECT DISTINCT ON (" STR(SUMMARY_RULE) ")"
+		" " STR(SUMMARY_RULE) " AS rule, " STR(SUMMARY_POLICY) " AS policy,"
+		" " STR(SUMMARY_TABLE) " AS tbl, " STR(SUMMARY_ACTION) " AS action,"
+		" " STR(SUMMARY_RETAIN) " AS retain,"
+		" " STR(SUMMARY_OUTCOME) " AS outcome,"
+		" " STR(SUMMARY_CUTOFF) " AS cutoff, " STR(SUMMARY_OLDEST) " AS oldest,"
+		" " STR(SUMMARY_MESSAGE) " AS message,"
+		" sum(" NUM(SUMMARY_CHANGED) ") OVER w AS changed,"
+		" " NUM(SUMMARY_HELD) " AS held, " NUM(SUMMARY_BLOCKED) " AS blocked,"
+		" " NUM(SUMMARY_ELIGIBLE) " AS eligible,"
+		" " NUM(SUMMARY_OVERDUE) " AS overdue,"
+		" " NUM(SUMMARY_TABLE_ROWS) " AS table_rows,"
+		" coalesce(" STR(SUMMARY_COMPLIANT) " = 'true', false) AS compliant,"
 		/* ISO text of a date or timestamp, as the engine wrote it;
 		 * anything else ('infinity', another DateStyle) has no age */
-		" CASE WHEN x.v->>'oldest' ~ '^\\d{4,}-\\d\\d-\\d\\d'"
+		" CASE WHEN " STR(SUMMARY_OLDEST) " ~ '^\\d{4,}-\\d\\d-\\d\\d'"
 		" THEN extract(epoch FROM coalesce(r.finished_at, now())"
-		" - (x.v->>'oldest')::timestamptz)::float8 END AS age_s,"
-		" count(*) OVER w AS n_runs, r.id AS run_id, x.ord"
+		" - (" STR(SUMMARY_OLDEST) ")::timestamptz)::float8 END AS age_s,"
+		" count(*) OVER w AS n_runs, r.id AS run_id, x.ord,"
+		" " MISSING_KEYS " AS missing"
 		" FROM %s r CROSS JOIN LATERAL jsonb_array_elements("
 		"  CASE WHEN jsonb_typeof(r.summary->'rules') = 'array'"
 		"  THEN r.summary->'rules' ELSE '[]'::jsonb END)"
 		"  WITH ORDINALITY AS x(v, ord)"
-		" WHERE %s AND x.v->>'rule' IS NOT NULL"
-		" WINDOW w AS (PARTITION BY x.v->>'rule')"
-		" ORDER BY x.v->>'rule', r.started_at DESC, r.id DESC"
+		" WHERE %s AND " STR(SUMMARY_RULE) " IS NOT NULL"
+		" WINDOW w AS (PARTITION BY " STR(SUMMARY_RULE) ")"
+		" ORDER BY " STR(SUMMARY_RULE) ", r.started_at DESC, r.id DESC"
 		") s ORDER BY ord, rule", c->runs, filter);
 	PGresult *res = query(c, sql, n, p);
 
@@ -119,6 +133,15 @@ load_rules(struct ctx *c, const char *filter, int n, const char *const *p,
 	if (!res)
 		return false;
 	int rows = PQntuples(res);
+	for (int i = 0; i < rows; i++)
+		if (!PQgetisnull(res, i, 19)) {
+			*c->err = xasprintf("run %s: the summary of rule \"%s\" "
+					    "has no %s", PQgetvalue(res, i, 18),
+					    PQgetvalue(res, i, 0),
+					    PQgetvalue(res, i, 19));
+			PQclear(res);
+			return false;
+		}
 	out->rules = xcalloc((size_t)rows, sizeof(*out->rules));
 	for (int i = 0; i < rows; i++) {
 		struct report_rule *rr = &out->rules[out->n_rules++];
@@ -207,7 +230,7 @@ range_bounds(struct ctx *c, const struct report_query *q, struct report *out)
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 		char *e = db_error(c->conn, res);
-		bool bad = state && strncmp(state, "22", 2) == 0;
+		bool bad = db_errclass_of(state) == DBERR_DATA_EXCEPTION;
 		PQclear(res);
 		if (bad) {
 			*c->err = xasprintf("not a date: %s", e);
@@ -335,6 +358,9 @@ report_load(PGconn *conn, const struct config *cfg,
 		if (res) {
 			PQclear(res);
 			st = load_in_tx(&c, q, out);
+			/* in the same snapshot as the numbers it explains */
+			if (st == REPORT_LOADED)
+				explain_load(conn, cfg, out);
 		}
 		char *e = NULL;
 		if (!db_exec(conn, st == REPORT_LOADED ? "COMMIT" : "ROLLBACK",

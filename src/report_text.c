@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "report.h"
+#include "explain.h"
 #include "report_int.h"
 
 enum { NCOLS = 8 };
@@ -107,6 +108,21 @@ put_row(struct strbuf *out, const char *const cells[NCOLS], const size_t w[NCOLS
 	sb_free(&line);
 }
 
+/* The verdict in words, then one line per further reason. */
+static void
+why_lines(const struct report_rule *rr, struct strbuf *out)
+{
+	size_t n;
+	char **lines = explain_lines(rr, &n);
+
+	for (size_t i = 0; i < n; i++) {
+		sb_add(out, i ? "         " : "    why: ");
+		clean(out, lines[i]);
+		sb_add(out, "\n");
+	}
+	explain_lines_free(lines, n);
+}
+
 static void
 rules_table(const struct report *r, struct strbuf *out)
 {
@@ -170,6 +186,7 @@ rules_table(const struct report *r, struct strbuf *out)
 			clean(out, rr->message);
 		}
 		sb_add(out, "\n");
+		why_lines(rr, out);
 	}
 	put_row(out, (const char *const *)cells[r->n_rules], w);
 	for (size_t i = 0; i <= r->n_rules; i++)

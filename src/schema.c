@@ -87,10 +87,9 @@ schema_require(PGconn *conn, const char *schema, char **err)
 		return -1;
 	}
 	if (version < latest) {
-		*err = xasprintf("schema \"%s\" is at version %d, this "
-				 "retentiond needs version %d: run "
-				 "\"retentiond init-db\" to upgrade it",
-				 schema, version, latest);
+		*err = xasprintf("schema \"%s\": schema version %d is older "
+				 "than this retentiond's %d; run `retentiond "
+				 "init-db`", schema, version, latest);
 		return -1;
 	}
 	if (version > latest) {

@@ -10,7 +10,7 @@ counts and compliance verdict afterwards.
 import subprocess
 import time
 
-from harness import IntegrationTest, clean_env, main, write_config
+from harness import real_clock, IntegrationTest, clean_env, main, write_config
 
 
 class BatchTest(IntegrationTest):
@@ -76,6 +76,7 @@ SELECT current_date - (g % 5), 'new' FROM generate_series(1, 50) g;
         self.assertOutput(proc, r"by age picked")
         self.assertExit(self.rd(conf, "verify"), 0)
 
+    @real_clock("PostgreSQL's lock_timeout never fires under libfaketime")
     def test_a_row_locked_by_another_session_is_skipped_not_waited_for(self):
         self.sql("""
 CREATE TABLE events (id serial PRIMARY KEY, created_at timestamptz NOT NULL);

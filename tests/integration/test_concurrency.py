@@ -30,7 +30,7 @@ import subprocess
 import sys
 import time
 
-from harness import (IS_ROOT, IntegrationTest, clean_env, main, run, spawn,
+from harness import (real_clock, IS_ROOT, IntegrationTest, clean_env, main, run, spawn,
                      write_config, write_secret)
 
 SOAK = os.environ.get("RETENTIOND_SOAK") == "1"
@@ -240,6 +240,7 @@ rules = (
             waits.append((app, holders_of.get((pid, lock), ["?"]), float(ms)))
         return waits
 
+    @real_clock("pgbench's lock waits and -T never end under libfaketime")
     def test_daemon_and_pgbench_share_the_tables_without_harm(self):
         self.seed()
         conf = self.config()

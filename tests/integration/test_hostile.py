@@ -254,6 +254,7 @@ INSERT INTO "данные"."заказы_🙂" SELECT g + 5, current_date FROM g
         self.assertEqual(proc.returncode, 1)
         proc = self.rd(conf, "plan")
         self.assertNoCrash(proc)
+        self.assertExit(proc, 1)
 
     # --- 1 MB values ---------------------------------------------------------------
 
@@ -343,13 +344,20 @@ INSERT INTO ev SELECT g + 5, now() FROM generate_series(1, 5) g;
         self.init_db(conf)
         long_id = "ä" * 50000        # 100 kB: below the kernel's argument limit
         case("100 kB subject id for hold add and erase")
+        # an ID is text of any length: both are recorded, the erasure is
+        # held by the hold, and a cycle runs normally
         for args in (["hold", "add", "customer:" + long_id, "--reason", "r"],
                      ["erase", "customer:" + long_id]):
             proc = self.rd(conf, *args)
             self.assertNoCrash(proc)
+            self.assertExit(proc, 0)
         self.assertExit(self.rd(conf, "hold", "list"), 0)
         self.assertExit(self.rd(conf, "erasure", "list"), 0)
-        self.assertNoCrash(self.rd(conf, "run"))
+        proc = self.rd(conf, "run")
+        self.assertNoCrash(proc)
+        self.assertExit(proc, 0)
+        self.assertEqual(self.sql("SELECT status || ' ' || length(subject_id)"
+                                  " FROM retention.erasure_requests"), "held 50000")
 
     # --- NULLs ---------------------------------------------------------------------
 

@@ -149,7 +149,8 @@ class InitDbTest(harness.IntegrationTest):
                      "-h", self.cluster.host, "-p", str(self.cluster.port),
                      "-U", "postgres", "-d", db, "-c", sql],
                     env=harness.clean_env(), capture_output=True, text=True)
-                self.assertNotEqual(proc.returncode, 0, proc.stdout)
+                # psql -c: 1 when the statement failed
+                self.assertEqual(proc.returncode, 1, proc.stdout)
 
     def test_erasure_requests_are_due_one_month_after_they_arrive(self):
         db = self.new_db()

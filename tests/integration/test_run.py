@@ -11,7 +11,7 @@ import re
 import subprocess
 import time
 
-from harness import (IntegrationTest, PG_OS_USER, clean_env, main, quote_ident,
+from harness import (real_clock, IntegrationTest, PG_OS_USER, clean_env, main, quote_ident,
                      write_config, write_secret)
 
 KEY = b"0123456789abcdef-test-pseudonym-key"
@@ -455,6 +455,7 @@ INSERT INTO people VALUES
         proc = self.run_while_writing(conf)
         self.assert_full_speed(proc)
 
+    @real_clock("PostgreSQL's lock_timeout never fires under libfaketime")
     def test_row_locked_by_another_session_is_skipped_not_waited_on(self):
         self.seed_events()
         conf = self.config(self.EVENTS_RULE)
@@ -521,6 +522,7 @@ INSERT INTO people VALUES
         self.assertEqual(self.sql("SELECT count(*) FROM events"), "100")
         self.assertExit(self.rd(conf, "run", "--force"), 0)
 
+    @real_clock("preloads libfaketime itself, with its own offset")
     def test_clock_skew_refuses_to_run(self):
         lib = None
         for cand in ("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",

@@ -87,7 +87,8 @@ class VerifyTest(harness.IntegrationTest):
              "-h", self.cluster.host, "-p", str(self.cluster.port),
              "-U", "postgres", "-d", self.db],
             input=text, env=harness.clean_env(), capture_output=True, text=True)
-        self.assertNotEqual(proc.returncode, 0, f"accepted: {text}")
+        # psql: 3 when a script stopped at an error (ON_ERROR_STOP)
+        self.assertEqual(proc.returncode, 3, f"accepted: {text}")
         return proc.stderr
 
     def add_actions(self, n):

@@ -63,7 +63,33 @@ static const struct {
 	{"1 h 30 min", "unexpected text"},
 	{"5 seconds!", "unexpected text"},
 	{"0x10 s", "unknown unit \"x\""},
+	/* near misses say what to write instead */
+	{"10m", "unknown unit \"m\": write \"min\" for minutes or "
+		"\"month\" for months"},
+	{"6 M", "unknown unit \"M\": write \"min\" for minutes or "
+		"\"month\" for months"},
+	{"6 mo", "unknown unit \"mo\": write \"month\" for months"},
+	{"2 hrs", "unknown unit \"hrs\": write \"h\" or \"hours\""},
+	{"3 wks", "unknown unit \"wks\": write \"w\" or \"weeks\""},
+	{"7 yrs", "unknown unit \"yrs\": write \"y\" or \"years\""},
+	{"10 us", "unknown unit \"us\": the smallest unit is \"ms\""},
+	{"10 fortnights", "write \"2 weeks\" for each fortnight"},
 };
+
+/* A unit with no near miss gets no hint: a hint that guessed would be worse
+ * than none. */
+static void
+test_no_hint_for_an_unrelated_unit(void **state)
+{
+	struct duration d;
+	const char *err = NULL;
+
+	(void)state;
+	assert_false(duration_parse("5 parsecs", &d, &err));
+	assert_string_equal(err, "unknown unit \"parsecs\"");
+	assert_true(duration_parse("10 min", &d, &err));
+	assert_int_equal(d.unit, DUR_MINUTE);
+}
 
 static void
 test_accepts_every_documented_form(void **state)
@@ -217,6 +243,7 @@ main(void)
 		cmocka_unit_test(test_accepts_every_documented_form),
 		cmocka_unit_test(test_refuses_bad_forms_with_a_clear_message),
 		cmocka_unit_test(test_null_error_pointer_is_allowed),
+		cmocka_unit_test(test_no_hint_for_an_unrelated_unit),
 		cmocka_unit_test(test_unknown_unit_quote_is_bounded_and_printable),
 		cmocka_unit_test(test_ms_for_fixed_units_and_minus_one_for_calendar),
 		cmocka_unit_test(test_interval_text_is_what_postgresql_reads),

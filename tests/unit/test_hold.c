@@ -89,11 +89,11 @@ static void
 test_not_held_condition_text(void **state)
 {
 	PGconn *conn = offline_conn();
-	char *sql;
+	char *sql, *err = NULL;
 
 	(void)state;
 	/* tests/integration/test_hold.py runs exactly this against a database */
-	sql = hold_sql_not_held(conn, "retention", "$1", "t.\"id\"");
+	sql = hold_sql_not_held(conn, "retention", "$1", "t.\"id\"", &err);
 	assert_non_null(sql);
 	assert_string_equal(sql,
 		"NOT EXISTS (SELECT 1 FROM \"retention\".\"legal_holds\" h"
@@ -103,7 +103,8 @@ test_not_held_condition_text(void **state)
 	free(sql);
 
 	/* the schema is quoted, however it is spelt */
-	sql = hold_sql_not_held(conn, "my \"odd\" schema", "$3", "x.\"c\"");
+	sql = hold_sql_not_held(conn, "my \"odd\" schema", "$3", "x.\"c\"",
+				&err);
 	assert_non_null(sql);
 	assert_non_null(strstr(sql, "FROM \"my \"\"odd\"\" schema\".\"legal_holds\" h"));
 	assert_non_null(strstr(sql, "h.subject = $3 AND h.subject_id = (x.\"c\")::text"));

@@ -125,6 +125,67 @@ test_render_has_every_metric(void **state)
 	sb_free(&b);
 }
 
+/* The numbers doc/prometheus/retentiond.rules.yml alerts on. */
+static void
+test_render_has_what_the_alerts_need(void **state)
+{
+	struct rule rules[2];
+	struct rule_result rr[2];
+	char r0[] = "ok-rule", r1[] = "late-rule";
+	struct metrics_db db = {
+		.erasure_due_soon = 4,
+		.audit = METRICS_AUDIT_BROKEN,
+		.outbox_unsent = 2,
+		.outbox_oldest_s = 7200.5,
+		.interval_s = 3600,
+	};
+	struct run_result res;
+	struct strbuf b = STRBUF_INIT;
+
+	(void)state;
+	memset(rules, 0, sizeof(rules));
+	memset(&res, 0, sizeof(res));
+	rules[0].name = r0;
+	rules[1].name = r1;
+	rr[0] = (struct rule_result){ .rule = &rules[0], .outcome = OUTCOME_DONE };
+	rr[1] = (struct rule_result){ .rule = &rules[1], .outcome = OUTCOME_TIME,
+				      .overdue = 12 };
+	res.status = RUN_OK;
+	res.rules = rr;
+	res.n_rules = 2;
+
+	metrics_render(&b, &res, &db, 1700000100.25);
+	const char *want[] = {
+		"# TYPE retentiond_schedule_interval_seconds gauge\n",
+		"retentiond_schedule_interval_seconds 3600.000\n",
+		"# TYPE retentiond_rule_compliant gauge\n",
+		"retentiond_rule_compliant{rule=\"ok-rule\"} 1\n",
+		"retentiond_rule_compliant{rule=\"late-rule\"} 0\n",
+		"retentiond_erasure_requests_due_soon 4\n",
+		"# TYPE retentiond_audit_chain_ok gauge\n",
+		"retentiond_audit_chain_ok 0\n",
+		"retentiond_outbox_unsent 2\n",
+		"retentiond_outbox_oldest_unsent_age_seconds 7200.500\n",
+	};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		if (!strstr(b.s, want[i]))
+			fail_msg("missing %s in:\n%s", want[i], b.s);
+	sb_free(&b);
+
+	/* intact is 1; unknown chain and unset interval are left out, since
+	 * a made-up 0 would fire (or silence) an alert */
+	db.audit = METRICS_AUDIT_INTACT;
+	metrics_render(&b, &res, &db, 1700000100.25);
+	assert_non_null(strstr(b.s, "retentiond_audit_chain_ok 1\n"));
+	sb_free(&b);
+	db.audit = METRICS_AUDIT_UNKNOWN;
+	db.interval_s = 0;
+	metrics_render(&b, &res, &db, 1700000100.25);
+	assert_null(strstr(b.s, "retentiond_audit_chain_ok"));
+	assert_null(strstr(b.s, "retentiond_schedule_interval_seconds"));
+	sb_free(&b);
+}
+
 static void
 test_file_is_replaced_atomically(void **state)
 {
@@ -174,6 +235,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_label_values_are_escaped),
 		cmocka_unit_test(test_render_has_every_metric),
+		cmocka_unit_test(test_render_has_what_the_alerts_need),
 		cmocka_unit_test(test_file_is_replaced_atomically),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
