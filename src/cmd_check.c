@@ -8,10 +8,50 @@
 #include "catalog.h"
 #include "commands.h"
 #include "config.h"
+#include "coverage.h"
 #include "db.h"
 #include "diag.h"
 #include "log.h"
 #include "secret.h"
+#include "strbuf.h"
+
+/* One warning per table with personal data no rule covers (SPEC §9). */
+static void
+coverage_warnings(PGconn *conn, const struct config *cfg, struct diag *diag)
+{
+	struct coverage_result r;
+	char *err = NULL;
+
+	if (!coverage_run(conn, cfg, NULL, 0, &r, &err)) {
+		diag_warning(diag, cfg->path, 0, "coverage could not be "
+			     "checked: %s", err);
+		free(err);
+		return;
+	}
+	for (size_t i = 0; i < r.n_tables; i++) {
+		const struct coverage_table *t = &r.tables[i];
+		struct strbuf b = STRBUF_INIT;
+		if (t->covered)
+			continue;
+		for (size_t k = 0; k < t->n_cols; k++) {
+			if (t->cols[k].covered_by)
+				continue;
+			if (b.len)
+				sb_add(&b, ", ");
+			coverage_column_text(&t->cols[k], &b);
+		}
+		struct strbuf name = STRBUF_INIT;
+		coverage_clean(&name, t->schema);
+		sb_add(&name, ".");
+		coverage_clean(&name, t->table);
+		diag_warning(diag, cfg->path, 0, "table %s holds personal "
+			     "data that no rule covers: %s; add a rule or a "
+			     "\"coverage.ignore\" entry", name.s, b.s);
+		sb_free(&name);
+		sb_free(&b);
+	}
+	coverage_free(&r);
+}
 
 int
 cmd_check(const struct cli *cli)
@@ -41,6 +81,7 @@ cmd_check(const struct cli *cli)
 		PGconn *conn = db_connect(&cfg, &err);
 		if (conn) {
 			catalog_check_rules(conn, &cfg, &diag);
+			coverage_warnings(conn, &cfg, &diag);
 			db_close(conn);
 		} else {
 			diag_warning(&diag, cfg.database.conninfo_file,

@@ -236,8 +236,11 @@ cycle_command(const struct cli *cli, bool plan)
 		break;
 	}
 	if (!plan && res.run_id) {
-		int audit = postcycle(conn, &cfg, &res);
-		(void)metrics_write(conn, &cfg, &res, audit);
+		struct coverage_cycle cov;
+		coverage_cycle_run(conn, &cfg, &cov);
+		int audit = postcycle(conn, &cfg, &res, &cov);
+		(void)metrics_write(conn, &cfg, &res, &cov, audit);
+		coverage_cycle_free(&cov);
 	}
 	run_result_free(&res);
 	cmd_teardown(&cfg, conn);

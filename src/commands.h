@@ -46,5 +46,6 @@ int cmd_daemon(const struct cli *cli);
 int cmd_erase(const struct cli *cli);
 int cmd_erasure(const struct cli *cli);
 int cmd_replay(const struct cli *cli);
+int cmd_coverage(const struct cli *cli);
 
 #endif

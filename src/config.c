@@ -31,6 +31,7 @@ set_defaults(struct config *cfg)
 	cfg->database.connect_timeout = (struct duration){10, DUR_SECOND};
 	cfg->schedule.interval = (struct duration){1, DUR_HOUR};
 	cfg->limits.batch_size = 10000;
+	cfg->coverage.sample_rows = 1000;
 	cfg->limits.batch_target = (struct duration){200, DUR_MILLISECOND};
 	cfg->limits.pause = (struct duration){10, DUR_MILLISECOND};
 	cfg->limits.busy_batch_target = (struct duration){3, DUR_MILLISECOND};
@@ -460,6 +461,11 @@ config_free(struct config *cfg)
 	free(cfg->report.directory);
 	free(cfg->metrics_file);
 	free(cfg->state_directory);
+	for (size_t i = 0; i < cfg->coverage.n_ignore; i++) {
+		free(cfg->coverage.ignore[i].match);
+		free(cfg->coverage.ignore[i].reason);
+	}
+	free(cfg->coverage.ignore);
 	for (size_t i = 0; i < cfg->n_rules; i++)
 		free_rule(&cfg->rules[i]);
 	free(cfg->rules);

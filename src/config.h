@@ -79,6 +79,13 @@ struct column_method {
 	int line;
 };
 
+/* One entry of coverage.ignore (SPEC §9). */
+struct coverage_ignore {
+	char *match;		/* schema.table[.column], "*" wildcards */
+	char *reason;
+	int line;
+};
+
 struct rule {
 	char *name;
 	char *policy;
@@ -160,6 +167,11 @@ struct config {
 	/* Holds the ledger (SPEC §11). Default: $STATE_DIRECTORY when systemd
 	 * sets one (the unit's StateDirectory=), else /var/lib/retentiond. */
 	char *state_directory;
+	struct {
+		int64_t sample_rows;	/* default 1000; 0: names and types only */
+		struct coverage_ignore *ignore;
+		size_t n_ignore;
+	} coverage;
 
 	struct rule *rules;
 	size_t n_rules;

@@ -16,7 +16,7 @@
 
 static const char *const top_keys[] = {
 	"database", "schedule", "limits", "pseudonym_key_file", "mail",
-	"report", "metrics_file", "rules", "state_directory",
+	"report", "metrics_file", "rules", "state_directory", "coverage",
 };
 static const char *const database_keys[] = {
 	"conninfo", "password_file", "schema", "statement_timeout",
@@ -581,6 +581,9 @@ cfg_parse_root(struct cfg_ctx *c, const config_setting_t *root)
 		} else if (strcmp(k, "report") == 0) {
 			if (cfg_group(c, s))
 				parse_report(c, s);
+		} else if (strcmp(k, "coverage") == 0) {
+			if (cfg_group(c, s))
+				cfg_parse_coverage(c, s);
 		} else if (strcmp(k, "pseudonym_key_file") == 0)
 			(void)cfg_dup_string(c, s, &cfg->pseudonym_key_file);
 		else if (strcmp(k, "metrics_file") == 0)

@@ -103,5 +103,7 @@ bool cfg_limit_key(struct cfg_ctx *c, const config_setting_t *s,
 
 void cfg_parse_root(struct cfg_ctx *c, const config_setting_t *root);
 void cfg_parse_rules(struct cfg_ctx *c, const config_setting_t *rules);
+/* The "coverage" group (config_coverage.c). */
+void cfg_parse_coverage(struct cfg_ctx *c, const config_setting_t *g);
 
 #endif

@@ -402,8 +402,11 @@ run_cycle(struct daemon *d, int64_t now)
 		d->backoff = 0;	/* the connection held for a whole cycle */
 	}
 	if (!lost && res.run_id) {
-		int audit = postcycle(d->conn, d->cfg, &res);
-		(void)metrics_write(d->conn, d->cfg, &res, audit);
+		struct coverage_cycle cov;
+		coverage_cycle_run(d->conn, d->cfg, &cov);
+		int audit = postcycle(d->conn, d->cfg, &res, &cov);
+		(void)metrics_write(d->conn, d->cfg, &res, &cov, audit);
+		coverage_cycle_free(&cov);
 	}
 	run_result_free(&res);
 }

@@ -40,6 +40,8 @@ static const struct command commands[] = {
 	{ "erase", cmd_erase, "SUBJECT:ID [--reason TEXT]", "record a right-to-erasure request" },
 	{ "erasure", cmd_erasure, "list", "list erasure requests" },
 	{ "replay", cmd_replay, "[--dry-run]", "re-file the ledger's erasures that a restored database lacks" },
+	{ "coverage", cmd_coverage, "[--format text|json] [--output FILE]",
+	  "personal data that no rule covers" },
 	{ "init-db", cmd_init_db, "", "create or upgrade retentiond's own schema" },
 	{ "grants", cmd_grants, "ROLE", "print the GRANT statements ROLE needs" },
 	{ "version", cmd_version, "", "print the version" },

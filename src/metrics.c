@@ -169,6 +169,13 @@ metrics_render(struct strbuf *b, const struct run_result *res,
 	head(b, "retentiond_legal_holds_active", "gauge",
 	     "Legal holds neither released nor expired.");
 	sb_printf(b, "retentiond_legal_holds_active %lld\n", db->holds_active);
+	if (db->has_coverage) {
+		head(b, "retentiond_uncovered_columns", "gauge",
+		     "Personal-data columns that no rule covers (retentiond "
+		     "coverage), at the last cycle.");
+		sb_printf(b, "retentiond_uncovered_columns %lld\n",
+			  db->uncovered_columns);
+	}
 	render_alerting(b, res, db);
 }
 
@@ -281,7 +288,8 @@ metrics_write_file(const char *path, const char *text, char **err)
 
 bool
 metrics_write(PGconn *conn, const struct config *cfg,
-	      const struct run_result *res, int audit)
+	      const struct run_result *res, const struct coverage_cycle *cov,
+	      int audit)
 {
 	struct metrics_db db;
 	struct strbuf b = STRBUF_INIT;
@@ -296,6 +304,10 @@ metrics_write(PGconn *conn, const struct config *cfg,
 			    err ? err : "the database connection is gone");
 		free(err);
 		return false;
+	}
+	if (cov && cov->ran) {
+		db.has_coverage = true;
+		db.uncovered_columns = cov->result.uncovered_columns;
 	}
 	db.interval_s = (double)duration_ms(&cfg->schedule.interval) / 1000.0;
 	/* a chain that could not be checked is left out, not called broken */

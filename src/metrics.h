@@ -28,6 +28,7 @@
 #include <libpq-fe.h>
 
 #include "config.h"
+#include "coverage.h"
 #include "engine.h"
 #include "strbuf.h"
 #include "util.h"
@@ -60,6 +61,9 @@ struct metrics_db {
 	double outbox_oldest_s;		/* age of the oldest of it; 0: none */
 	/* from the config, so an alert can compare ages with it; 0: unset */
 	double interval_s;		/* schedule.interval */
+	/* From the cycle's coverage (SPEC §9), when it ran. */
+	bool has_coverage;
+	long long uncovered_columns;
 };
 
 /* After a cycle: read the database, render, write cfg->metrics_file. Does
@@ -68,7 +72,8 @@ struct metrics_db {
  * cycle checked it (postcycle: 0 intact, 1 broken, -1 not known): the
  * metrics do not walk the chain again. */
 bool metrics_write(PGconn *conn, const struct config *cfg,
-		   const struct run_result *res, int audit);
+		   const struct run_result *res,
+		   const struct coverage_cycle *cov, int audit);
 
 /* --- the parts, for unit tests -------------------------------------------- */
 

@@ -274,7 +274,8 @@ queue_summary(PGconn *conn, const struct config *cfg,
 }
 
 int
-postcycle(PGconn *conn, const struct config *cfg, const struct run_result *res)
+postcycle(PGconn *conn, const struct config *cfg, const struct run_result *res,
+	  const struct coverage_cycle *cov)
 {
 	struct report rep;
 	struct report_query q = { .run_id = res->run_id };
@@ -302,6 +303,10 @@ postcycle(PGconn *conn, const struct config *cfg, const struct run_result *res)
 		free(err);
 		goto deliver;
 	}
+	if (cov && cov->ran)
+		rep.coverage = &cov->result;
+	else if (cov && cov->error)
+		rep.coverage_error = cov->error;
 	if (cfg->report.directory)
 		(void)report_write_dir(&rep, cfg->report.directory,
 				       cfg->report.formats, res->run_id);

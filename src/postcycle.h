@@ -13,13 +13,15 @@
 #include <libpq-fe.h>
 
 #include "config.h"
+#include "coverage.h"
 #include "engine.h"
 
-/* After a cycle: the ledger, the report, the mail. Returns the state of
- * the audit chain as the cycle checked it (audit_verify's 0, 1 or -1;
- * -1 also when there was no run to check), for the metrics file. */
+/* After a cycle: the ledger, the report, the mail. COV (may be NULL) is
+ * the cycle's coverage, for the report's Coverage section. Returns the
+ * state of the audit chain as the cycle checked it (audit_verify's 0, 1
+ * or -1; -1 also when there was no run to check), for the metrics file. */
 int postcycle(PGconn *conn, const struct config *cfg,
-	      const struct run_result *res);
+	      const struct run_result *res, const struct coverage_cycle *cov);
 
 /* For when the database itself is down: the alert cannot wait in the
  * outbox, so it is sent directly (unless mail is not configured or

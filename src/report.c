@@ -443,6 +443,7 @@ report_render_csv(const struct report *r, struct strbuf *out)
 		csv_why(out, rr);
 		sb_add(out, "\r\n");
 	}
+	report_coverage_csv(r, out);
 }
 
 /* --- JSON ---------------------------------------------------------------- */
@@ -628,7 +629,9 @@ report_render_json(const struct report *r, struct strbuf *out)
 			sb_add(out, ", ");
 		sb_json_str(out, r->alerts[i]);
 	}
-	sb_add(out, "]}\n");
+	sb_add(out, "]");
+	report_coverage_json(r, out);
+	sb_add(out, "}\n");
 }
 
 /* --- files --------------------------------------------------------------- */

@@ -29,6 +29,8 @@
  * consumer could notice. */
 #define REPORT_VERSION 1
 
+struct coverage_result;
+
 /* Erasure requests due within this many days count as "due soon". */
 #define REPORT_DUE_SOON_DAYS 7
 
@@ -120,6 +122,10 @@ struct report {
 	/* Alerts to show on top (a mail fills these); may be empty. */
 	char **alerts;
 	size_t n_alerts;
+	/* The cycle's coverage (SPEC §9), set by postcycle, not owned; both
+	 * NULL: coverage is not part of this report. */
+	const struct coverage_result *coverage;
+	const char *coverage_error;	/* why coverage failed this cycle */
 };
 
 struct report_totals {

@@ -453,6 +453,7 @@ report_render_html(const struct report *r, struct strbuf *b)
 	erasure_holds_audit(r, b);
 	if (r->range)
 		runs_table(r, b);
+	report_coverage_html(r, b);
 	sb_add(b, "<footer>retentiond report ");
 	sb_printf(b, "(format %d), generated ", REPORT_VERSION);
 	ts(b, r->generated_at);

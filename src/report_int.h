@@ -29,4 +29,11 @@ void report_compliance(const struct report_totals *t, char *out, size_t size);
 /* A timestamp without its fractional seconds; "-" for NULL. */
 void report_short_ts(struct strbuf *b, const char *ts);
 
+/* The Coverage section (report_coverage.c); nothing when the report has
+ * no coverage. */
+void report_coverage_text(const struct report *r, struct strbuf *out);
+void report_coverage_csv(const struct report *r, struct strbuf *out);
+void report_coverage_json(const struct report *r, struct strbuf *out);
+void report_coverage_html(const struct report *r, struct strbuf *out);
+
 #endif

@@ -322,4 +322,5 @@ report_render_text(const struct report *r, struct strbuf *out)
 	rules_table(r, out);
 	if (r->range)
 		runs_table(r, out);
+	report_coverage_text(r, out);
 }

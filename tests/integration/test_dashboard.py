@@ -26,7 +26,6 @@ RULES = os.path.join(SRCDIR, "doc", "prometheus", "retentiond.rules.yml")
 PENDING = {
     "retentiond_access_requests",
     "retentiond_access_requests_due_soon",
-    "retentiond_uncovered_columns",
 }
 
 # PromQL words that are not metric names.
