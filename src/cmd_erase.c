@@ -70,9 +70,18 @@ cmd_erase(const struct cli *cli)
 		free(subject_id);
 		return status;
 	}
-	if (!subject_has_rule(&cfg, subject))
-		log_warning("no rule in %s has subject \"%s\"; the request will "
-			    "change nothing until one does", cfg.path, subject);
+	/* a request nothing would carry out would sit pending, and a
+	 * report would count it as on its way: refuse it now */
+	if (!subject_has_rule(&cfg, subject)) {
+		log_error("no rule in %s has subject \"%s\": an erasure request "
+			  "for it would change nothing; add a rule with subject "
+			  "= \"%s\" (or check the spelling)", cfg.path, subject,
+			  subject);
+		free(subject);
+		free(subject_id);
+		cmd_teardown(&cfg, conn);
+		return EXIT_USAGE;
+	}
 
 	long long id = 0;
 	char *due = NULL, *err = NULL;

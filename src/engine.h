@@ -95,6 +95,9 @@ struct erasure_outcome {
 	size_t n_rules;
 	long long changed;
 	bool failed;		/* a rule failed on it: the run is partial */
+	char *waiting;		/* why it stays pending though no rule
+				 * failed: a rule with its subject did not
+				 * run, or none exists; NULL otherwise */
 };
 
 struct run_result {

@@ -218,8 +218,13 @@ request_detail(const struct erasure_outcome *eo)
 		sb_json_str(&b, rr->message);
 		sb_add(&b, "}");
 	}
-	sb_printf(&b, "], \"held\": %s}",
+	sb_printf(&b, "], \"held\": %s",
 		  strcmp(eo->status, "held") == 0 ? "true" : "false");
+	if (eo->waiting) {
+		sb_add(&b, ", \"waiting\": ");
+		sb_json_str(&b, eo->waiting);
+	}
+	sb_add(&b, "}");
 	return sb_take(&b);
 }
 
@@ -261,13 +266,22 @@ process_one(const struct driver_ctx *d, const size_t *order, const bool *run,
 {
 	const struct config *cfg = d->cfg;
 	bool kept = false, unfinished = false, cut = false;
+	const struct rule *idle = NULL;	/* a rule of the subject's that
+					 * does not run now */
 
-	eo->rules = xcalloc(cfg->n_rules, sizeof(*eo->rules));
+	eo->rules = xcalloc(cfg->n_rules ? cfg->n_rules : 1, sizeof(*eo->rules));
 	for (size_t k = 0; k < cfg->n_rules; k++) {
 		size_t i = order[k];
 		const struct rule *r = &cfg->rules[i];
-		if (!run[i] || !r->subject || strcmp(r->subject, eo->subject) != 0)
+		if (!r->subject || strcmp(r->subject, eo->subject) != 0)
 			continue;
+		if (!run[i]) {
+			/* its rows of the subject stay: the request is
+			 * not done until that rule has run */
+			if (!idle)
+				idle = r;
+			continue;
+		}
 		if (stopped(d)) {
 			cut = unfinished = true;
 			break;
@@ -287,6 +301,24 @@ process_one(const struct driver_ctx *d, const size_t *order, const bool *run,
 				  "failed: %s", eo->id, eo->subject,
 				  eo->subject_id, r->name, rr->message);
 		}
+	}
+	/* Never "done" when a rule that holds the subject's rows did not run,
+	 * or when no rule names the subject at all (the config changed after
+	 * the request was filed): nothing was erased there. */
+	if (idle)
+		eo->waiting = xasprintf("rule \"%s\" has subject \"%s\" but %s in "
+					"this cycle", idle->name, eo->subject,
+					idle->enabled ? "did not run"
+						      : "is disabled");
+	else if (eo->n_rules == 0)
+		eo->waiting = xasprintf("no rule in %s has subject \"%s\"; "
+					"nothing was erased", cfg->path,
+					eo->subject);
+	if (eo->waiting) {
+		unfinished = true;
+		if (!dry_run)
+			log_warning("erasure request %lld stays pending: %s",
+				    eo->id, eo->waiting);
 	}
 	/* blocked or failed rows keep the request open for the next cycle,
 	 * and its due date in the reports */
@@ -355,5 +387,6 @@ erasure_outcome_free(struct erasure_outcome *e)
 	free(e->subject);
 	free(e->subject_id);
 	free(e->due_at);
+	free(e->waiting);
 	memset(e, 0, sizeof(*e));
 }

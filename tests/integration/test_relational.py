@@ -483,9 +483,52 @@ WHEN (OLD.customer_id = 45) EXECUTE FUNCTION refuse();
         self.assertExit(self.rd(conf, "erase", "no-colon"), 2)
         self.assertExit(self.rd(conf, "erase"), 2)
         self.assertExit(self.rd(conf, "erasure", "list", "--status", "bogus"), 2)
+        # a subject no rule names: the request would change nothing
         proc = self.rd(conf, "erase", "visitor:7")
+        self.assertExit(proc, 2)
+        self.assertOutput(proc, r'no rule in .* has subject "visitor": an erasure '
+                                r'request for it would change nothing')
+        self.assertEqual(self.sql("SELECT count(*) FROM retention.erasure_requests"), "0")
+
+    def test_erasure_is_never_done_when_its_rules_did_not_run(self):
+        self.sql(self.ERASURE_SCHEMA)
+        conf = self.config(self.ERASURE_RULES)
+        self.init(conf)
+        self.assertExit(self.rd(conf, "erase", "customer:43"), 0)
+        self.assertExit(self.rd(conf, "erase", "customer:44"), 0)
+
+        # --rule orders: invoices and accounts did not run, the request waits
+        self.assertExit(self.rd(conf, "run", "--rule", "orders"), 0)
+        self.assertEqual(self.sql("SELECT count(*) FROM orders WHERE customer_id = 43"), "0")
+        self.assertEqual(self.sql("SELECT status || ' ' || (detail->>'waiting')"
+                                  " FROM retention.erasure_requests WHERE id = 1"),
+                         'pending rule "invoices" has subject "customer" but did not '
+                         'run in this cycle')
+        self.assertEqual(self.sql("SELECT email FROM customers WHERE id = 43"),
+                         "c43@example.com")
+
+        # the config changes after the requests were filed: no rule has the
+        # subject any more, and nothing may be called erased
+        other = self.config("""{ name = "orders"; policy = "orders: 2 years"; table = "orders";
+  age_column = "ordered_at"; retain = "2 years"; }""")
+        proc = self.rd(other, "run")
         self.assertExit(proc, 0)
-        self.assertOutput(proc, r'no rule .* has subject "visitor"')
+        self.assertOutput(proc, r'erasure request 2 stays pending: no rule in .* has '
+                                r'subject "customer"; nothing was erased')
+        self.assertEqual(self.cluster.query(
+            "SELECT id, status, completed_at IS NULL, detail->>'waiting' LIKE 'no rule in %'"
+            " FROM retention.erasure_requests ORDER BY id", dbname=self.db),
+            [["1", "pending", "t", "t"], ["2", "pending", "t", "t"]])
+        self.assertEqual(self.sql("SELECT email FROM customers WHERE id = 44"),
+                         "c44@example.com")
+
+        # back to the full config (the same file): both are carried out
+        conf = self.config(self.ERASURE_RULES)
+        self.assertExit(self.rd(conf, "run"), 0)
+        self.assertEqual(self.cluster.query(
+            "SELECT status, detail ? 'waiting' FROM retention.erasure_requests ORDER BY id",
+            dbname=self.db), [["partial", "f"], ["partial", "f"]])
+        self.assertExit(self.rd(conf, "verify"), 0)
 
 
 if __name__ == "__main__":
