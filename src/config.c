@@ -39,6 +39,7 @@ set_defaults(struct config *cfg)
 	cfg->mail.tls = MAIL_TLS_STARTTLS;
 	cfg->mail.send = MAIL_SEND_CHANGES;
 	cfg->mail.timeout = (struct duration){30, DUR_SECOND};
+	cfg->requests.directory = xstrdup("/var/lib/retentiond/requests");
 }
 
 static char *
@@ -445,6 +446,14 @@ config_free(struct config *cfg)
 	secret_clear(&cfg->mail.password);
 	free(cfg->report.directory);
 	free(cfg->metrics_file);
+	for (size_t i = 0; i < cfg->n_subjects; i++) {
+		free(cfg->subjects[i].name);
+		free(cfg->subjects[i].schema);
+		free(cfg->subjects[i].table);
+		free(cfg->subjects[i].key);
+	}
+	free(cfg->subjects);
+	free(cfg->requests.directory);
 	for (size_t i = 0; i < cfg->n_rules; i++)
 		free_rule(&cfg->rules[i]);
 	free(cfg->rules);
@@ -461,4 +470,20 @@ config_find_rule(const struct config *cfg, const char *name)
 		if (cfg->rules[i].name && strcmp(cfg->rules[i].name, name) == 0)
 			return &cfg->rules[i];
 	return NULL;
+}
+
+const struct subject *
+config_find_subject(const struct config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->n_subjects; i++)
+		if (cfg->subjects[i].name &&
+		    strcmp(cfg->subjects[i].name, name) == 0)
+			return &cfg->subjects[i];
+	return NULL;
+}
+
+bool
+config_subject_allowed(const struct config *cfg, const char *kind)
+{
+	return !cfg->has_subjects || config_find_subject(cfg, kind) != NULL;
 }

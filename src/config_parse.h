@@ -101,6 +101,15 @@ extern const char *const cfg_limit_keys[CFG_N_LIMIT_KEYS];
 bool cfg_limit_key(struct cfg_ctx *c, const config_setting_t *s,
 		   struct limits *l);
 
+/* Subject kinds and rule subjects follow the rules' naming (SUBJECT:ID). */
+bool cfg_plain_name(const char *s);
+
+/* config_subjects.c: the "subjects" and "requests" groups (SPEC §8). */
+void cfg_parse_subjects(struct cfg_ctx *c, const config_setting_t *g);
+void cfg_parse_requests(struct cfg_ctx *c, const config_setting_t *g);
+/* Once rules and subjects are read: every rule's subject is a known kind. */
+void cfg_check_rule_subjects(struct cfg_ctx *c);
+
 void cfg_parse_root(struct cfg_ctx *c, const config_setting_t *root);
 void cfg_parse_rules(struct cfg_ctx *c, const config_setting_t *rules);
 
