@@ -70,6 +70,15 @@ cmd_erase(const struct cli *cli)
 		free(subject_id);
 		return status;
 	}
+	if (!config_subject_allowed(&cfg, subject)) {
+		fprintf(stderr, "retentiond: erase: unknown subject kind \"%s\": "
+			"the \"subjects\" group of %s does not name it\n",
+			subject, cfg.path);
+		free(subject);
+		free(subject_id);
+		cmd_teardown(&cfg, conn);
+		return EXIT_USAGE;
+	}
 	if (!subject_has_rule(&cfg, subject))
 		log_warning("no rule in %s has subject \"%s\"; the request will "
 			    "change nothing until one does", cfg.path, subject);

@@ -45,5 +45,6 @@ int cmd_report(const struct cli *cli);
 int cmd_daemon(const struct cli *cli);
 int cmd_erase(const struct cli *cli);
 int cmd_erasure(const struct cli *cli);
+int cmd_access(const struct cli *cli);
 
 #endif

@@ -96,6 +96,19 @@ struct erasure_outcome {
 	bool failed;		/* a rule failed on it: the run is partial */
 };
 
+/* What one access request came to in a cycle (SPEC §8). */
+struct access_outcome {
+	long long id;
+	char *subject;
+	char *subject_id;
+	const char *status;	/* "done", "failed" or "pending" (stopped) */
+	long long rows;		/* exported, over all tables */
+	size_t n_tables;
+	char *json_path;	/* NULL unless done */
+	char *html_path;
+	char *message;		/* why it failed or was left pending */
+};
+
 struct run_result {
 	long long run_id;	/* 0 when no run row could be written */
 	enum run_status status;
@@ -106,6 +119,9 @@ struct run_result {
 	long long changed;
 	double seconds;
 	char *erasure_error;	/* what stopped the erasure pass, or NULL */
+	struct access_outcome *accesses;
+	size_t n_accesses;
+	char *access_error;	/* what stopped the access pass, or NULL */
 	char *error;		/* what stopped the whole cycle, or NULL */
 };
 

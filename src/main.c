@@ -39,6 +39,7 @@ static const struct command commands[] = {
 	{ "hold", cmd_hold, "add SUBJECT:ID --reason TEXT [--until DATE] | release ID | list", "legal holds" },
 	{ "erase", cmd_erase, "SUBJECT:ID [--reason TEXT]", "record a right-to-erasure request" },
 	{ "erasure", cmd_erasure, "list", "list erasure requests" },
+	{ "access", cmd_access, "SUBJECT:ID [--reason TEXT] [--now] | list", "record (or fulfil) a right-of-access request" },
 	{ "init-db", cmd_init_db, "", "create or upgrade retentiond's own schema" },
 	{ "grants", cmd_grants, "ROLE", "print the GRANT statements ROLE needs" },
 	{ "version", cmd_version, "", "print the version" },
