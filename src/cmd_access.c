@@ -117,9 +117,9 @@ fulfil_now(PGconn *conn, const struct config *cfg, long long id)
 		       "  %s\n  %s\n", id, o.rows, o.rows == 1 ? "" : "s",
 		       o.n_tables, o.n_tables == 1 ? "" : "s", o.json_path,
 		       o.html_path);
-	else
+	else if (st != ACCESS_FAILED)	/* a failure was logged already */
 		log_error("access request %lld: %s", id,
-			  o.message ? o.message : "failed");
+			  o.message ? o.message : "not finished");
 	if (!runlog_finish(conn, schema, run_id,
 			   st == ACCESS_OK ? RUN_OK : RUN_FAILED,
 			   st == ACCESS_OK ? NULL : o.message, NULL, &err)) {
