@@ -36,7 +36,7 @@
 
 struct ctx {
 	PGconn *conn;
-	char *runs, *holds, *erasure;	/* qualified table names */
+	char *runs, *holds, *erasure, *access;	/* qualified table names */
 	char **err;
 };
 
@@ -150,31 +150,46 @@ load_rules(struct ctx *c, const char *filter, int n, const char *const *p,
 /* Erasure requests in [period_start, period_end), and those open now.
  * "partial" is finished: what is left was kept under a policy. */
 static bool
-load_erasure(struct ctx *c, struct report *out)
+count_requests(struct ctx *c, struct report *out, const char *table,
+	       const char *done, const char *open, struct report_erasure *e)
 {
 	char *sql = xasprintf(
 		"SELECT count(*) FILTER (WHERE requested_at >= $1::timestamptz"
 		"   AND requested_at < $2::timestamptz),"
-		" count(*) FILTER (WHERE status IN ('done', 'partial')"
+		" count(*) FILTER (WHERE %s"
 		"   AND completed_at >= $1::timestamptz"
 		"   AND completed_at < $2::timestamptz),"
-		" count(*) FILTER (WHERE " REPORT_ERASURE_OPEN " AND due_at >= now()"
+		" count(*) FILTER (WHERE %s AND due_at >= now()"
 		"   AND due_at < now() + interval '%d days'),"
-		" count(*) FILTER (WHERE " REPORT_ERASURE_OPEN " AND due_at < now()),"
-		" count(*) FILTER (WHERE " REPORT_ERASURE_OPEN ")"
-		" FROM %s", REPORT_DUE_SOON_DAYS, c->erasure);
+		" count(*) FILTER (WHERE %s AND due_at < now()),"
+		" count(*) FILTER (WHERE %s)"
+		" FROM %s", done, open, REPORT_DUE_SOON_DAYS, open, open, table);
 	const char *p[] = { out->period_start, out->period_end };
 	PGresult *res = query(c, sql, 2, p);
 
 	free(sql);
 	if (!res)
 		return false;
-	out->erasure.received = ll_or(res, 0, 0, 0);
-	out->erasure.done = ll_or(res, 0, 1, 0);
-	out->erasure.due_soon = ll_or(res, 0, 2, 0);
-	out->erasure.overdue = ll_or(res, 0, 3, 0);
-	out->erasure.open = ll_or(res, 0, 4, 0);
+	e->received = ll_or(res, 0, 0, 0);
+	e->done = ll_or(res, 0, 1, 0);
+	e->due_soon = ll_or(res, 0, 2, 0);
+	e->overdue = ll_or(res, 0, 3, 0);
+	e->open = ll_or(res, 0, 4, 0);
 	PQclear(res);
+	return true;
+}
+
+static bool
+load_erasure(struct ctx *c, struct report *out)
+{
+	PGresult *res;
+	char *sql;
+
+	if (!count_requests(c, out, c->erasure, "status IN ('done', 'partial')",
+			    REPORT_ERASURE_OPEN, &out->erasure) ||
+	    !count_requests(c, out, c->access, "status = 'done'",
+			    REPORT_ACCESS_OPEN, &out->access))
+		return false;
 
 	/* the same condition as hold.c's active holds */
 	sql = xasprintf("SELECT count(*), date_trunc('second', now())::text"
@@ -321,6 +336,7 @@ report_load(PGconn *conn, const struct config *cfg,
 		.runs = db_qualified(conn, schema, "runs"),
 		.holds = db_qualified(conn, schema, "legal_holds"),
 		.erasure = db_qualified(conn, schema, "erasure_requests"),
+		.access = db_qualified(conn, schema, "access_requests"),
 		.err = err,
 	};
 	enum report_load_status st = REPORT_DB_ERROR;
@@ -354,5 +370,6 @@ report_load(PGconn *conn, const struct config *cfg,
 	free(c.runs);
 	free(c.holds);
 	free(c.erasure);
+	free(c.access);
 	return st;
 }

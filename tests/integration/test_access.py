@@ -317,6 +317,33 @@ class AccessTest(harness.IntegrationTest):
             for text in texts:
                 self.assertNotIn(value, text)
 
+    def test_due_soon_and_overdue_reminders_are_mailed_once(self):
+        smtp = harness.SmtpServer(starttls=False, auth=None)
+        smtp.start()
+        self.addCleanup(smtp.stop)
+        config = self.write(mail=f'mail: {{ url = "{smtp.url}"; tls = "none"; '
+                            'from = "r@example.com"; to = ["dpo@example.com"]; '
+                            'send = "errors"; };')
+        self.sql("DELETE FROM retention.access_requests")
+        # one failed long ago (overdue); one that fails in this run
+        # (an ID that is not a bigint), due within 7 days
+        self.sql("INSERT INTO retention.access_requests (subject, subject_id, requested_at, status)"
+                 " VALUES ('customer', '1', now() - interval '40 days', 'failed'),"
+                 "        ('customer', 'abc', now() - interval '27 days', 'pending')")
+        self.assertExit(harness.run(["run"], config=config), 0)
+        msgs = smtp.wait_for_messages(1)
+        self.assertEqual(len(msgs), 1)
+        self.assertRegex(msgs[0]["Subject"],
+                         r"^retentiond ALERT: .*, 1 access request overdue, "
+                         r"1 access request due soon$")
+        text = msgs[0].get_body(("plain",)).get_content()
+        self.assertRegex(text, r"access request \d+ \(customer:1, failed\) is OVERDUE")
+        self.assertRegex(text, r"access request \d+ \(customer:abc, failed\) is due within 7 days")
+        self.assertIn("Access requests:", text)
+        # the next cycle: nothing new, no mail
+        self.assertExit(harness.run(["run"], config=config), 0)
+        self.assertEqual(len(smtp.wait_for_messages(2, timeout=1)), 1)
+
     # --- requests -------------------------------------------------------------
 
     def test_held_subject_is_still_exported(self):
