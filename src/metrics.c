@@ -119,6 +119,13 @@ metrics_render(struct strbuf *b, const struct run_result *res,
 		  db->erasure_pending);
 	sb_printf(b, "retentiond_erasure_requests{state=\"overdue\"} %lld\n",
 		  db->erasure_overdue);
+	head(b, "retentiond_access_requests", "gauge",
+	     "Open right-of-access requests: pending (not yet due) or "
+	     "overdue (past due_at).");
+	sb_printf(b, "retentiond_access_requests{state=\"pending\"} %lld\n",
+		  db->access_pending);
+	sb_printf(b, "retentiond_access_requests{state=\"overdue\"} %lld\n",
+		  db->access_overdue);
 	head(b, "retentiond_legal_holds_active", "gauge",
 	     "Legal holds neither released nor expired.");
 	sb_printf(b, "retentiond_legal_holds_active %lld\n", db->holds_active);
@@ -178,6 +185,16 @@ metrics_collect(PGconn *conn, const char *schema, struct metrics_db *db,
 	db->erasure_overdue = atoll(PQgetvalue(res, 0, 1));
 	PQclear(res);
 
+	res = query(conn, schema,
+		"count(*) FILTER (WHERE due_at >= now()),"
+		" count(*) FILTER (WHERE due_at < now())",
+		"access_requests", "WHERE status <> 'done'", err);
+	if (!res)
+		return false;
+	db->access_pending = atoll(PQgetvalue(res, 0, 0));
+	db->access_overdue = atoll(PQgetvalue(res, 0, 1));
+	PQclear(res);
+
 	res = query(conn, schema, "count(*)", "legal_holds",
 		"WHERE released_at IS NULL"
 		" AND (expires_at IS NULL OR expires_at > now())", err);
@@ -187,7 +204,9 @@ metrics_collect(PGconn *conn, const char *schema, struct metrics_db *db,
 	PQclear(res);
 
 	res = query(conn, schema, "rule, action, sum(rows)::bigint", "actions",
-		"GROUP BY rule, action ORDER BY rule, action", err);
+		/* an export reads rows, it changes none */
+		"WHERE action <> 'access_export'"
+		" GROUP BY rule, action ORDER BY rule, action", err);
 	if (!res)
 		return false;
 	int n = PQntuples(res);

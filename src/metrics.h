@@ -43,6 +43,8 @@ struct metrics_db {
 	double last_success;		/* epoch seconds; 0: never */
 	long long erasure_pending;	/* open, not yet due */
 	long long erasure_overdue;	/* open, past due_at */
+	long long access_pending;	/* access requests, alike (SPEC §8) */
+	long long access_overdue;
 	long long holds_active;
 	struct metrics_total *totals;
 	size_t n_totals;

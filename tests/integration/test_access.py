@@ -344,6 +344,23 @@ class AccessTest(harness.IntegrationTest):
         self.assertExit(harness.run(["run"], config=config), 0)
         self.assertEqual(len(smtp.wait_for_messages(2, timeout=1)), 1)
 
+    def test_metrics_count_open_access_requests(self):
+        metrics = os.path.join(self.tmp, "rd.prom")
+        config = self.write(mail=f'metrics_file = "{metrics}";')
+        self.sql("DELETE FROM retention.access_requests")
+        self.sql("INSERT INTO retention.access_requests (subject, subject_id, requested_at, status)"
+                 " VALUES ('customer', '1', now() - interval '40 days', 'failed'),"
+                 "        ('customer', '2', now(), 'failed'),"
+                 "        ('customer', '3', now(), 'done')")
+        self.export("customer:2")   # an access_export action in the trail
+        self.assertExit(harness.run(["run"], config=config), 0)
+        with open(metrics) as f:
+            text = f.read()
+        self.assertIn('retentiond_access_requests{state="pending"} 1\n', text)
+        self.assertIn('retentiond_access_requests{state="overdue"} 1\n', text)
+        # an export changes no rows
+        self.assertNotIn("access_export", text)
+
     # --- requests -------------------------------------------------------------
 
     def test_held_subject_is_still_exported(self):
