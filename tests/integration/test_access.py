@@ -361,6 +361,24 @@ class AccessTest(harness.IntegrationTest):
         # an export changes no rows
         self.assertNotIn("access_export", text)
 
+    def test_a_cycle_fulfils_pending_requests_within_max_runtime(self):
+        self.sql("DELETE FROM retention.access_requests")
+        proc = self.access("customer:1")
+        self.assertExit(proc, 0)
+        rid = re.match(r"access request (\d+)", proc.stdout).group(1)
+        # no time left in the cycle: the request waits for the next one
+        short = self.write(mail='limits: { max_runtime = "1ms"; };')
+        run = harness.run(["run"], config=short)
+        self.assertExit(run, 0)   # time running out is not a failure
+        self.assertEqual(self.sql(f"SELECT status FROM retention.access_requests"
+                                  f" WHERE id = {rid}"), "pending", run.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.dir, f"access-{rid}.json")))
+        run = harness.run(["run"], config=self.write())
+        self.assertExit(run, 0)
+        self.assertEqual(self.sql(f"SELECT status FROM retention.access_requests"
+                                  f" WHERE id = {rid}"), "done")
+        self.assertTrue(os.path.exists(os.path.join(self.dir, f"access-{rid}.json")))
+
     # --- requests -------------------------------------------------------------
 
     def test_held_subject_is_still_exported(self):
