@@ -12,6 +12,7 @@
 #include "diag.h"
 #include "log.h"
 #include "secret.h"
+#include "subject_graph.h"
 
 int
 cmd_check(const struct cli *cli)
@@ -41,6 +42,7 @@ cmd_check(const struct cli *cli)
 		PGconn *conn = db_connect(&cfg, &err);
 		if (conn) {
 			catalog_check_rules(conn, &cfg, &diag);
+			subject_graph_check(conn, &cfg, &diag);
 			db_close(conn);
 		} else {
 			diag_warning(&diag, cfg.database.conninfo_file,

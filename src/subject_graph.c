@@ -403,3 +403,23 @@ subject_graph_free(struct subject_graph *g)
 	free(g->tables);
 	memset(g, 0, sizeof(*g));
 }
+
+void
+subject_graph_check(PGconn *conn, const struct config *cfg, struct diag *diag)
+{
+	for (size_t i = 0; i < cfg->n_subjects; i++) {
+		const struct subject *sj = &cfg->subjects[i];
+		struct subject_graph g;
+		char *err = NULL;
+
+		if (!sj->table || !sj->key)
+			continue;
+		if (!subject_graph_build(conn, cfg, sj->name, &g, &err)) {
+			diag_error(diag, sj->file, sj->line, "subject \"%s\": %s",
+				   sj->name, err);
+			free(err);
+			continue;
+		}
+		subject_graph_free(&g);
+	}
+}

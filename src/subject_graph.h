@@ -21,6 +21,7 @@
 #include <libpq-fe.h>
 
 #include "config.h"
+#include "diag.h"
 #include "util.h"
 
 /* Foreign keys are followed this far from the subject's own rows. */
@@ -50,5 +51,10 @@ bool subject_graph_build(PGconn *conn, const struct config *cfg,
 			 const char *kind, struct subject_graph *g,
 			 char **err) MUSTCHECK;
 void subject_graph_free(struct subject_graph *g);
+
+/* `check`: each subject's table and key exist, and each kind's graph can
+ * be built; problems go to DIAG at the subject's FILE:LINE. */
+void subject_graph_check(PGconn *conn, const struct config *cfg,
+			 struct diag *diag);
 
 #endif

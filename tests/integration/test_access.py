@@ -418,6 +418,18 @@ class AccessTest(harness.IntegrationTest):
         self.assertIn("rule closed-accounts (id)", t["shop.customers"]["reached_by"])
         self.assertNotIn("subject key", t["shop.customers"]["reached_by"])
 
+    def test_check_names_a_subject_key_that_does_not_exist(self):
+        proc = harness.run(["check"], config=self.config)
+        self.assertExit(proc, 0)
+        with open(self.config) as f:
+            text = f.read().replace('key = "id"', 'key = "no_such"')
+        config = harness.write_config(os.path.join(self.tmp, "bad.conf"), text)
+        line = harness.line_of(text, "customer = {")
+        proc = harness.run(["check"], config=config)
+        self.assertExit(proc, 2)
+        self.assertIn(f'{config}:{line}: subject "customer": subject "customer" key '
+                      '"no_such": table shop.customers has no column "no_such"', proc.stderr)
+
     def test_list_shows_requests_and_due_dates(self):
         proc = self.access("customer:2", "--reason", "portability")
         self.assertExit(proc, 0)
