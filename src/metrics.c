@@ -169,7 +169,8 @@ metrics_collect(PGconn *conn, const char *schema, struct metrics_db *db,
 	memset(db, 0, sizeof(*db));
 	res = query(conn, schema,
 		"coalesce(extract(epoch FROM max(finished_at)), 0)::float8",
-		"runs", "WHERE status = 'ok' AND command <> 'plan'", err);
+		"runs", "WHERE status = 'ok'"
+		" AND command NOT IN ('plan', 'access')", err);
 	if (!res)
 		return false;
 	db->last_success = atof(PQgetvalue(res, 0, 0));

@@ -29,9 +29,13 @@
 	" CASE WHEN jsonb_typeof(r.summary->'changed') = 'number'" \
 	" THEN (r.summary->>'changed')::numeric::bigint END"
 
+/* A run that is a cycle: not a plan, not `access --now` (a run only for
+ * its audit row). */
+#define CYCLE "command NOT IN ('plan', 'access')"
+
 /* Runs a range report covers: cycles, not plans, started in [$1, $2). */
 #define RANGE_FILTER \
-	"r.command <> 'plan' AND r.started_at >= $1::timestamptz" \
+	"r." CYCLE " AND r.started_at >= $1::timestamptz" \
 	" AND r.started_at < $2::timestamptz"
 
 struct ctx {
@@ -272,14 +276,14 @@ load_in_tx(struct ctx *c, const struct report_query *q, struct report *out)
 	 * erasure request */
 	sql = q->run_id > 0
 		? xasprintf("SELECT " RUN_COLS ", coalesce((SELECT max(p.finished_at)"
-			    " FROM %s p WHERE p.id < r.id AND p.command <> 'plan'),"
+			    " FROM %s p WHERE p.id < r.id AND p." CYCLE "),"
 			    " '-infinity')::text, coalesce(r.finished_at, now())::text"
 			    " FROM %s r WHERE r.id = $1", c->runs, c->runs)
 		: xasprintf("SELECT " RUN_COLS ", coalesce((SELECT max(p.finished_at)"
-			    " FROM %s p WHERE p.id < r.id AND p.command <> 'plan'),"
+			    " FROM %s p WHERE p.id < r.id AND p." CYCLE "),"
 			    " '-infinity')::text, coalesce(r.finished_at, now())::text"
 			    " FROM %s r WHERE r.finished_at IS NOT NULL"
-			    " AND r.command <> 'plan' ORDER BY r.id DESC LIMIT 1",
+			    " AND r." CYCLE " ORDER BY r.id DESC LIMIT 1",
 			    c->runs, c->runs);
 	res = query(c, sql, q->run_id > 0 ? 1 : 0, q->run_id > 0 ? p : NULL);
 	free(sql);

@@ -379,6 +379,17 @@ class AccessTest(harness.IntegrationTest):
                                   f" WHERE id = {rid}"), "done")
         self.assertTrue(os.path.exists(os.path.join(self.dir, f"access-{rid}.json")))
 
+    def test_an_access_run_is_not_the_latest_cycle_of_report(self):
+        self.assertExit(harness.run(["run"], config=self.config), 0)
+        cycle = self.sql("SELECT max(id) FROM retention.runs")
+        self.export("customer:2")
+        self.assertEqual(self.sql("SELECT command FROM retention.runs ORDER BY id DESC"
+                                  " LIMIT 1"), "access")
+        proc = harness.run(["report", "--format", "json"], config=self.config)
+        self.assertExit(proc, 0)
+        doc = json.loads(proc.stdout)
+        self.assertEqual([r["id"] for r in doc["runs"]], [int(cycle)])
+
     # --- requests -------------------------------------------------------------
 
     def test_held_subject_is_still_exported(self):
