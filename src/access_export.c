@@ -431,6 +431,9 @@ access_export_write(PGconn *conn, const struct config *cfg,
 	 * another meanwhile is exported once */
 	if (!db_exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", &e))
 		goto fail_e;
+	/* the files say UTF-8, whatever the database's encoding */
+	if (!db_exec(conn, "SET LOCAL client_encoding = 'UTF8'", &e))
+		goto fail_e;
 	PGresult *res = db_query(conn, "SELECT pg_catalog.to_char(pg_catalog.now()"
 		" AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')", 0, NULL, &e);
 	if (!res)

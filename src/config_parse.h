@@ -2,7 +2,8 @@
  * config_parse: the inside of the config module, shared by its parts:
  * config.c (files, includes, permissions, the public entry points),
  * config_groups.c (database, schedule, limits, mail, report),
- * config_rules.c (the rules list) and config_value.c (typed getters and
+ * config_rules.c (the rules list), config_subjects.c (subjects and
+ * requests, SPEC §8) and config_value.c (typed getters and
  * messages). Not for use outside the config module.
  */
 #ifndef RETENTIOND_CONFIG_PARSE_H
