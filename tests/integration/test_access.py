@@ -474,6 +474,36 @@ class AccessTest(harness.IntegrationTest):
         self.assertEqual(os.listdir(self.dir), [])
 
 
+class AccessDepthTest(harness.IntegrationTest):
+    """Foreign keys are followed from parent to child to a depth of 8."""
+
+    def test_a_chain_is_followed_to_depth_8_and_no_further(self):
+        self.cluster.createdb("chain")
+        sql = ["CREATE TABLE people (id int PRIMARY KEY, at timestamptz NOT NULL DEFAULT now());",
+               "INSERT INTO people VALUES (1), (2);",
+               "CREATE TABLE t1 (id int PRIMARY KEY, up int REFERENCES people);",
+               "INSERT INTO t1 VALUES (1, 1), (2, 2);"]
+        for n in range(2, 11):
+            sql.append(f"CREATE TABLE t{n} (id int PRIMARY KEY, up int REFERENCES t{n - 1});"
+                       f"INSERT INTO t{n} VALUES (1, 1), (2, 2);")
+        self.cluster.psql("".join(sql), dbname="chain")
+        config = harness.write_config(os.path.join(self.tmp, "c.conf"), f"""
+database: {{ conninfo = "{self.cluster.conninfo('chain')}"; }};
+subjects = {{ person = {{ table = "people"; key = "id"; }}; }};
+requests: {{ directory = "{self.tmp}/req"; }};
+rules = ( {{ name = "people"; policy = "p"; table = "people"; age_column = "at";
+  retain = "1 year"; }} );
+""")
+        self.assertExit(harness.run(["init-db"], config=config), 0)
+        proc = harness.run(["access", "person:1", "--now"], config=config)
+        self.assertExit(proc, 0)
+        with open(os.path.join(self.tmp, "req", "access-1.json")) as f:
+            doc = json.load(f)
+        tables = {t["table"]: t["row_count"] for t in doc["tables"]}
+        self.assertEqual(tables, {"public.people": 1,
+                                  **{f"public.t{n}": 1 for n in range(1, 9)}})
+
+
 class AccessUpgradeTest(harness.IntegrationTest):
     """init-db upgrades a schema at version 3 in place: requests kept."""
 
