@@ -296,10 +296,25 @@ free_preds(char **p, size_t n)
 	free(p);
 }
 
+/*
+ * A foreign key into the subject table itself (customers.referred_by ->
+ * customers.id) leads to other people's own rows, and from them to
+ * everything of theirs: the subject's own row is the key's row alone. SPEC
+ * §8 read literally would follow it; an export of someone else's data is
+ * the breach the right of access must not cause.
+ */
+static bool
+other_subjects(const struct subject *sj, const struct fk *f)
+{
+	return sj && strcmp(f->child_schema, sj->schema) == 0 &&
+	       strcmp(f->child_table, sj->table) == 0;
+}
+
 bool
 subject_graph_build(PGconn *conn, const struct config *cfg, const char *kind,
 		    struct subject_graph *g, char **err)
 {
+	const struct subject *sj = config_find_subject(cfg, kind);
 	struct fks fks = {0};
 	char **seed = NULL, **prev = NULL;
 	size_t n_prev = 0;
@@ -325,7 +340,8 @@ subject_graph_build(PGconn *conn, const struct config *cfg, const char *kind,
 		for (size_t k = 0; k < fks.n; k++) {
 			const struct fk *f = &fks.v[k];
 			size_t pi = find_table(g, f->parent_schema, f->parent_table);
-			if (pi == (size_t)-1 || pi >= n_prev || !prev[pi])
+			if (pi == (size_t)-1 || pi >= n_prev || !prev[pi] ||
+			    other_subjects(sj, f))
 				continue;
 			size_t before = g->n;
 			size_t ci = add_table(g, cfg, f->child_schema,
@@ -342,6 +358,8 @@ subject_graph_build(PGconn *conn, const struct config *cfg, const char *kind,
 			const struct fk *f = &fks.v[k];
 			size_t pi = find_table(g, f->parent_schema, f->parent_table);
 			if (pi == (size_t)-1 || pi >= n_prev || !prev[pi])
+				continue;
+			if (other_subjects(sj, f))
 				continue;
 			size_t ci = find_table(g, f->child_schema, f->child_table);
 			char *term = fk_filter(conn, f, prev[pi]);

@@ -9,8 +9,10 @@
  * selects exactly the subject's rows, taking the ID as the text parameter
  * $1 (cast to each key column's type, so indexes are used). Rows reached by
  * several paths are united in one predicate; self-references and cycles
- * are followed to the depth limit and no further. Tables are listed
- * parents first; erasure walks them in reverse, children first.
+ * are followed to the depth limit and no further. A foreign key into the
+ * subject table itself is not followed: it leads to other people's rows.
+ * Tables are listed parents first; erasure walks them in reverse, children
+ * first.
  */
 #ifndef RETENTIOND_SUBJECT_GRAPH_H
 #define RETENTIOND_SUBJECT_GRAPH_H

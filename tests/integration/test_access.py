@@ -82,6 +82,10 @@ INSERT INTO shop.comments VALUES
     (4, 20, NULL, 'someone else');
 INSERT INTO shop.sessions (customer_ref) VALUES ('1'), ('1'), ('2');
 INSERT INTO shop.unrelated VALUES (1, 'x');
+-- customer 2 was referred by customer 1: a reference into the subject
+-- table itself leads to another person's row, which is not exported
+ALTER TABLE shop.customers ADD referred_by bigint REFERENCES shop.customers;
+UPDATE shop.customers SET referred_by = 1 WHERE id = 2;
 """
 
 CONFIG = """\
@@ -210,6 +214,8 @@ class AccessTest(harness.IntegrationTest):
                          ["1", "2", "3"])
         # how each table was reached, and what governs it
         self.assertIn("subject key id", t["shop.customers"]["reached_by"])
+        self.assertNotIn("referred_by", t["shop.customers"]["reached_by"])
+        self.assertEqual([r["id"] for r in t["shop.customers"]["rows"]], ["1"])
         self.assertIn("rule orders (customer_id)", t["shop.orders"]["reached_by"])
         self.assertIn("foreign key", t["shop.order_lines"]["reached_by"])
         self.assertIn("shop.orders", t["shop.order_lines"]["reached_by"])
