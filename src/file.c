@@ -29,45 +29,11 @@ bool
 file_replace(const char *path, const void *data, size_t len, mode_t mode,
 	     char **err)
 {
-	const char *slash = strrchr(path, '/');
-	char *dir = slash ? xstrndup(path, slash == path ? 1 : (size_t)(slash - path))
-			  : xstrdup(".");
-	const char *base = slash ? slash + 1 : path;
-	char *tmp = xasprintf("%s/.%s.XXXXXX", strcmp(dir, "/") ? dir : "", base);
-	bool ok = false;
-	int fd = mkostemp(tmp, O_CLOEXEC);
+	struct file_stream f;
 
-	if (fd < 0) {
-		*err = xasprintf("could not create a temporary file in \"%s\": %s",
-				 dir, strerror(errno));
-		goto out;
-	}
-	if (fchmod(fd, mode) != 0 || !file_write_all(fd, data, len) ||
-	    fsync(fd) != 0) {
-		*err = xasprintf("could not write \"%s\": %s", tmp,
-				 strerror(errno));
-		close(fd);
-		unlink(tmp);
-		goto out;
-	}
-	if (close(fd) != 0 || rename(tmp, path) != 0) {
-		*err = xasprintf("could not replace \"%s\": %s", path,
-				 strerror(errno));
-		unlink(tmp);
-		goto out;
-	}
-	/* the rename itself must reach the disk, or a crash may bring back
-	 * the old file; failing that is not worth an error */
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		(void)fsync(dfd);
-		close(dfd);
-	}
-	ok = true;
-out:
-	free(tmp);
-	free(dir);
-	return ok;
+	return file_stream_open(&f, path, mode, err) &&
+	       file_stream_write(&f, data, len, err) &&
+	       file_stream_commit(&f, err);
 }
 
 static char *
@@ -116,6 +82,7 @@ file_stream_write(struct file_stream *f, const void *data, size_t len,
 	if (file_write_all(f->fd, data, len))
 		return true;
 	*err = xasprintf("could not write \"%s\": %s", f->tmp, strerror(errno));
+	file_stream_abort(f);
 	return false;
 }
 

@@ -25,7 +25,8 @@ bool file_replace(const char *path, const void *data, size_t len, mode_t mode,
  * A file written in pieces, too big to hold in memory, with the same
  * promise as file_replace: readers see the old file or the whole new one.
  * Data goes to a temporary file next to PATH (mode MODE from the start);
- * commit fsyncs and renames it, abort removes it.
+ * commit fsyncs and renames it, abort removes it. A failed write or
+ * commit has aborted already; abort again is harmless.
  */
 struct file_stream {
 	int fd;
