@@ -126,6 +126,11 @@ metrics_render(struct strbuf *b, const struct run_result *res,
 		  db->access_pending);
 	sb_printf(b, "retentiond_access_requests{state=\"overdue\"} %lld\n",
 		  db->access_overdue);
+	head(b, "retentiond_access_requests_due_soon", "gauge",
+	     "Open right-of-access requests due within 7 days (a subset of "
+	     "state=\"pending\").");
+	sb_printf(b, "retentiond_access_requests_due_soon %lld\n",
+		  db->access_due_soon);
 	head(b, "retentiond_legal_holds_active", "gauge",
 	     "Legal holds neither released nor expired.");
 	sb_printf(b, "retentiond_legal_holds_active %lld\n", db->holds_active);
@@ -188,12 +193,15 @@ metrics_collect(PGconn *conn, const char *schema, struct metrics_db *db,
 
 	res = query(conn, schema,
 		"count(*) FILTER (WHERE due_at >= now()),"
-		" count(*) FILTER (WHERE due_at < now())",
+		" count(*) FILTER (WHERE due_at < now()),"
+		" count(*) FILTER (WHERE due_at >= now()"
+		"   AND due_at < now() + interval '7 days')",
 		"access_requests", "WHERE status <> 'done'", err);
 	if (!res)
 		return false;
 	db->access_pending = atoll(PQgetvalue(res, 0, 0));
 	db->access_overdue = atoll(PQgetvalue(res, 0, 1));
+	db->access_due_soon = atoll(PQgetvalue(res, 0, 2));
 	PQclear(res);
 
 	res = query(conn, schema, "count(*)", "legal_holds",

@@ -356,7 +356,7 @@ class AccessTest(harness.IntegrationTest):
         self.sql("DELETE FROM retention.access_requests")
         self.sql("INSERT INTO retention.access_requests (subject, subject_id, requested_at, status)"
                  " VALUES ('customer', '1', now() - interval '40 days', 'failed'),"
-                 "        ('customer', '2', now(), 'failed'),"
+                 "        ('customer', '2', now() - interval '25 days', 'failed'),"
                  "        ('customer', '3', now(), 'done')")
         self.export("customer:2")   # an access_export action in the trail
         self.assertExit(harness.run(["run"], config=config), 0)
@@ -364,6 +364,7 @@ class AccessTest(harness.IntegrationTest):
             text = f.read()
         self.assertIn('retentiond_access_requests{state="pending"} 1\n', text)
         self.assertIn('retentiond_access_requests{state="overdue"} 1\n', text)
+        self.assertIn('retentiond_access_requests_due_soon 1\n', text)
         # an export changes no rows
         self.assertNotIn("access_export", text)
 

@@ -68,6 +68,7 @@ test_render_has_every_metric(void **state)
 		.erasure_overdue = 1,
 		.access_pending = 4,
 		.access_overdue = 6,
+		.access_due_soon = 5,
 		.holds_active = 2,
 		.totals = totals,
 		.n_totals = 2,
@@ -111,6 +112,8 @@ test_render_has_every_metric(void **state)
 		"# TYPE retentiond_access_requests gauge\n",
 		"retentiond_access_requests{state=\"pending\"} 4\n",
 		"retentiond_access_requests{state=\"overdue\"} 6\n",
+		"# TYPE retentiond_access_requests_due_soon gauge\n",
+		"retentiond_access_requests_due_soon 5\n",
 		"retentiond_legal_holds_active 2\n",
 	};
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
