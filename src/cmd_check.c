@@ -52,6 +52,7 @@ coverage_warnings(PGconn *conn, const struct config *cfg, struct diag *diag)
 	}
 	coverage_free(&r);
 }
+#include "subject_graph.h"
 
 int
 cmd_check(const struct cli *cli)
@@ -82,6 +83,7 @@ cmd_check(const struct cli *cli)
 		if (conn) {
 			catalog_check_rules(conn, &cfg, &diag);
 			coverage_warnings(conn, &cfg, &diag);
+			subject_graph_check(conn, &cfg, &diag);
 			db_close(conn);
 		} else {
 			diag_warning(&diag, cfg.database.conninfo_file,

@@ -70,9 +70,20 @@ cmd_erase(const struct cli *cli)
 		free(subject_id);
 		return status;
 	}
+	if (!config_subject_allowed(&cfg, subject)) {
+		fprintf(stderr, "retentiond: erase: unknown subject kind \"%s\": "
+			"the \"subjects\" group of %s does not name it\n",
+			subject, cfg.path);
+		free(subject);
+		free(subject_id);
+		cmd_teardown(&cfg, conn);
+		return EXIT_USAGE;
+	}
 	/* a request nothing would carry out would sit pending, and a
-	 * report would count it as on its way: refuse it now */
-	if (!subject_has_rule(&cfg, subject)) {
+	 * report would count it as on its way: refuse it now (a kind the
+	 * subjects group names has its own row, which a rule may cover
+	 * later: that request waits, saying why) */
+	if (!subject_has_rule(&cfg, subject) && !cfg.has_subjects) {
 		log_error("no rule in %s has subject \"%s\": an erasure request "
 			  "for it would change nothing; add a rule with subject "
 			  "= \"%s\" (or check the spelling)", cfg.path, subject,

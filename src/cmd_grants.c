@@ -17,6 +17,7 @@
 #include "log.h"
 #include "secret.h"
 #include "strbuf.h"
+#include "subject_graph.h"
 
 /* For each rule: the columns of foreign keys that block deleting rows of
  * its table (those batch.c's load_references turns into NOT EXISTS
@@ -83,6 +84,46 @@ load_refs(PGconn *conn, const struct config *cfg, struct grants_refs *refs,
 }
 
 static void
+add_access_table(struct grants_refs *refs, const char *schema,
+		 const char *table)
+{
+	for (size_t i = 0; i < refs->n_access; i++)
+		if (strcmp(refs->access_schemas[i], schema) == 0 &&
+		    strcmp(refs->access_tables[i], table) == 0)
+			return;
+	refs->access_schemas = xreallocarray(refs->access_schemas,
+					     refs->n_access + 1, sizeof(char *));
+	refs->access_tables = xreallocarray(refs->access_tables,
+					    refs->n_access + 1, sizeof(char *));
+	refs->access_schemas[refs->n_access] = xstrdup(schema);
+	refs->access_tables[refs->n_access++] = xstrdup(table);
+}
+
+/* The tables access exports read, for every subject kind: the configured
+ * ones, or (without "subjects") every rule's subject. */
+static bool
+load_access(PGconn *conn, const struct config *cfg, struct grants_refs *refs,
+	    char **err)
+{
+	size_t n = cfg->has_subjects ? cfg->n_subjects : cfg->n_rules;
+
+	for (size_t i = 0; i < n; i++) {
+		const char *kind = cfg->has_subjects ? cfg->subjects[i].name
+						     : cfg->rules[i].subject;
+		struct subject_graph g;
+		if (!kind)
+			continue;
+		if (!subject_graph_build(conn, cfg, kind, &g, err))
+			return false;
+		for (size_t t = 0; t < g.n; t++)
+			add_access_table(refs, g.tables[t].schema,
+					 g.tables[t].table);
+		subject_graph_free(&g);
+	}
+	return true;
+}
+
+static void
 ask_database(struct config *cfg, struct grants_refs *refs)
 {
 	struct diag diag;
@@ -101,7 +142,8 @@ ask_database(struct config *cfg, struct grants_refs *refs)
 		free(err);
 		return;
 	}
-	if (!load_refs(conn, cfg, refs, &err)) {
+	if (!load_refs(conn, cfg, refs, &err) ||
+	    !load_access(conn, cfg, refs, &err)) {
 		grants_refs_free(refs);
 		refs->why = xasprintf("could not read the foreign keys: %s", err);
 		free(err);

@@ -206,6 +206,12 @@ place_hold(const struct config *cfg, PGconn *conn, const char *subject,
 	long long id;
 	int status;
 
+	if (!config_subject_allowed(cfg, subject)) {
+		fprintf(stderr, "retentiond: hold: unknown subject kind \"%s\": "
+			"the \"subjects\" group of %s does not name it\n",
+			subject, cfg->path);
+		return EXIT_USAGE;
+	}
 	if (schema_require(conn, cfg->database.schema, &err) < 0) {
 		log_error("hold: %s", err);
 		free(err);

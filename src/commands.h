@@ -47,5 +47,6 @@ int cmd_erase(const struct cli *cli);
 int cmd_erasure(const struct cli *cli);
 int cmd_replay(const struct cli *cli);
 int cmd_coverage(const struct cli *cli);
+int cmd_access(const struct cli *cli);
 
 #endif

@@ -41,6 +41,9 @@ set_defaults(struct config *cfg)
 	cfg->mail.send = MAIL_SEND_CHANGES;
 	cfg->mail.timeout = (struct duration){30, DUR_SECOND};
 	cfg->state_directory = xstrdup(config_default_state_directory());
+	/* beside the ledger: under systemd the one directory the unit may
+	 * write (retentiond@NAME: /var/lib/retentiond/NAME/requests) */
+	cfg->requests.directory = xasprintf("%s/requests", cfg->state_directory);
 }
 
 const char *
@@ -466,6 +469,14 @@ config_free(struct config *cfg)
 		free(cfg->coverage.ignore[i].reason);
 	}
 	free(cfg->coverage.ignore);
+	for (size_t i = 0; i < cfg->n_subjects; i++) {
+		free(cfg->subjects[i].name);
+		free(cfg->subjects[i].schema);
+		free(cfg->subjects[i].table);
+		free(cfg->subjects[i].key);
+	}
+	free(cfg->subjects);
+	free(cfg->requests.directory);
 	for (size_t i = 0; i < cfg->n_rules; i++)
 		free_rule(&cfg->rules[i]);
 	free(cfg->rules);
@@ -482,4 +493,20 @@ config_find_rule(const struct config *cfg, const char *name)
 		if (cfg->rules[i].name && strcmp(cfg->rules[i].name, name) == 0)
 			return &cfg->rules[i];
 	return NULL;
+}
+
+const struct subject *
+config_find_subject(const struct config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->n_subjects; i++)
+		if (cfg->subjects[i].name &&
+		    strcmp(cfg->subjects[i].name, name) == 0)
+			return &cfg->subjects[i];
+	return NULL;
+}
+
+bool
+config_subject_allowed(const struct config *cfg, const char *kind)
+{
+	return !cfg->has_subjects || config_find_subject(cfg, kind) != NULL;
 }

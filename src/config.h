@@ -114,6 +114,17 @@ struct rule {
 	} lines;
 };
 
+/* A kind of subject (SPEC §8): one row of TABLE is one subject, found by
+ * KEY = the ID in SUBJECT:ID. */
+struct subject {
+	char *name;
+	char *schema;
+	char *table;
+	char *key;
+	const char *file;
+	int line;
+};
+
 struct config {
 	char *path;
 	char sha256[65];	/* hex digest of the file's bytes */
@@ -172,6 +183,15 @@ struct config {
 		struct coverage_ignore *ignore;
 		size_t n_ignore;
 	} coverage;
+	/* The "subjects" group; when absent (has_subjects false) any subject
+	 * kind is accepted, as in v1. */
+	bool has_subjects;
+	struct subject *subjects;
+	size_t n_subjects;
+
+	struct {
+		char *directory;	/* access exports; never NULL */
+	} requests;
 
 	struct rule *rules;
 	size_t n_rules;
@@ -202,6 +222,13 @@ const char *config_default_state_directory(void);
 
 const struct rule *config_find_rule(const struct config *cfg,
 				    const char *name);
+
+const struct subject *config_find_subject(const struct config *cfg,
+					  const char *name);
+
+/* Whether SUBJECT:ID may name this subject kind: the "subjects" group is
+ * absent (v1), or it names KIND. */
+bool config_subject_allowed(const struct config *cfg, const char *kind);
 
 const char *rule_action_name(enum rule_action a);
 const char *deid_method_name(enum deid_method m);

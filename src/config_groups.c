@@ -17,6 +17,7 @@
 static const char *const top_keys[] = {
 	"database", "schedule", "limits", "pseudonym_key_file", "mail",
 	"report", "metrics_file", "rules", "state_directory", "coverage",
+	"subjects", "requests",
 };
 static const char *const database_keys[] = {
 	"conninfo", "password_file", "schema", "statement_timeout",
@@ -560,6 +561,7 @@ cfg_parse_root(struct cfg_ctx *c, const config_setting_t *root)
 {
 	struct config *cfg = c->cfg;
 	const config_setting_t *database = NULL, *limits = NULL, *rules = NULL;
+	const config_setting_t *subjects = NULL;
 
 	for (int i = 0; i < config_setting_length(root); i++) {
 		const config_setting_t *s = config_setting_get_elem(root, i);
@@ -592,6 +594,12 @@ cfg_parse_root(struct cfg_ctx *c, const config_setting_t *root)
 			parse_state_directory(c, s);
 		else if (strcmp(k, "rules") == 0)
 			rules = s;
+		else if (strcmp(k, "subjects") == 0)
+			subjects = s;
+		else if (strcmp(k, "requests") == 0) {
+			if (cfg_group(c, s))
+				cfg_parse_requests(c, s);
+		}
 		else if ((group = owning_group(k)) != NULL)
 			cfg_error(c, s, "unknown key \"%s\" at the top level; "
 				  "it belongs in the \"%s\" group", k, group);
@@ -611,5 +619,8 @@ cfg_parse_root(struct cfg_ctx *c, const config_setting_t *root)
 	else
 		cfg_report(c, DIAG_ERROR, cfg->files[0], 0, "no \"rules\": a "
 			   "configuration without rules does nothing");
+	if (subjects && cfg_group(c, subjects))
+		cfg_parse_subjects(c, subjects);
+	cfg_check_rule_subjects(c);
 }
 

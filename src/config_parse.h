@@ -2,7 +2,8 @@
  * config_parse: the inside of the config module, shared by its parts:
  * config.c (files, includes, permissions, the public entry points),
  * config_groups.c (database, schedule, limits, mail, report),
- * config_rules.c (the rules list) and config_value.c (typed getters and
+ * config_rules.c (the rules list), config_subjects.c (subjects and
+ * requests, SPEC §8) and config_value.c (typed getters and
  * messages). Not for use outside the config module.
  */
 #ifndef RETENTIOND_CONFIG_PARSE_H
@@ -100,6 +101,15 @@ extern const char *const cfg_limit_keys[CFG_N_LIMIT_KEYS];
 /* Apply S to L if it is a key of "limits"; false if it is not one. */
 bool cfg_limit_key(struct cfg_ctx *c, const config_setting_t *s,
 		   struct limits *l);
+
+/* Subject kinds and rule subjects follow the rules' naming (SUBJECT:ID). */
+bool cfg_plain_name(const char *s);
+
+/* config_subjects.c: the "subjects" and "requests" groups (SPEC §8). */
+void cfg_parse_subjects(struct cfg_ctx *c, const config_setting_t *g);
+void cfg_parse_requests(struct cfg_ctx *c, const config_setting_t *g);
+/* Once rules and subjects are read: every rule's subject is a known kind. */
+void cfg_check_rule_subjects(struct cfg_ctx *c);
 
 void cfg_parse_root(struct cfg_ctx *c, const config_setting_t *root);
 void cfg_parse_rules(struct cfg_ctx *c, const config_setting_t *rules);

@@ -140,6 +140,12 @@ plain_name(const char *s)
 	return true;
 }
 
+bool
+cfg_plain_name(const char *s)
+{
+	return plain_name(s);
+}
+
 /* Settings of one rule that later checks refer to; NULL when absent. */
 struct seen {
 	const config_setting_t *name, *policy, *table, *age_column, *retain;

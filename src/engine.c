@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "access.h"
 #include "count.h"
 #include "plan.h"
 #include "db.h"
@@ -638,6 +639,15 @@ engine_cycle(PGconn *conn, const struct config *cfg,
 			out->erasure_error = err;
 		}
 	}
+	if (!opt->dry_run && !stopped && !stop_requested(&c)) {
+		status(&c, "access requests");
+		if (!access_process(conn, cfg, c.run_id, c.deadline_ms,
+				    hooks ? hooks->should_stop : NULL,
+				    hooks ? hooks->arg : NULL, out, &err)) {
+			log_error("access requests: %s", err);
+			out->access_error = err;
+		}
+	}
 	free(order);
 	free(ran);
 	if (opt->dry_run && !db_exec(conn, "ROLLBACK", &err)) {
@@ -669,6 +679,10 @@ run_result_free(struct run_result *r)
 		erasure_outcome_free(&r->erasures[i]);
 	free(r->erasures);
 	free(r->erasure_error);
+	for (size_t i = 0; i < r->n_accesses; i++)
+		access_outcome_free(&r->accesses[i]);
+	free(r->accesses);
+	free(r->access_error);
 	free(r->error);
 	memset(r, 0, sizeof(*r));
 }

@@ -100,6 +100,19 @@ struct erasure_outcome {
 				 * run, or none exists; NULL otherwise */
 };
 
+/* What one access request came to in a cycle (SPEC §8). */
+struct access_outcome {
+	long long id;
+	char *subject;
+	char *subject_id;
+	const char *status;	/* "done", "failed" or "pending" (stopped) */
+	long long rows;		/* exported, over all tables */
+	size_t n_tables;
+	char *json_path;	/* NULL unless done */
+	char *html_path;
+	char *message;		/* why it failed or was left pending */
+};
+
 struct run_result {
 	long long run_id;	/* 0 when no run row could be written */
 	enum run_status status;
@@ -111,6 +124,9 @@ struct run_result {
 	double seconds;
 	char *erasure_error;	/* what stopped the erasure pass, or NULL */
 	bool interrupted;	/* a stop cut an erasure request short */
+	struct access_outcome *accesses;
+	size_t n_accesses;
+	char *access_error;	/* what stopped the access pass, or NULL */
 	char *error;		/* what stopped the whole cycle, or NULL */
 };
 

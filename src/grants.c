@@ -210,6 +210,12 @@ grants_refs_free(struct grants_refs *refs)
 		free(refs->parts[i].table);
 	}
 	free(refs->parts);
+	for (size_t i = 0; i < refs->n_access; i++) {
+		free(refs->access_schemas[i]);
+		free(refs->access_tables[i]);
+	}
+	free(refs->access_schemas);
+	free(refs->access_tables);
 	free(refs->why);
 	memset(refs, 0, sizeof(*refs));
 }
@@ -239,6 +245,8 @@ grants_render(const struct config *cfg, const char *role,
 		"GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA %s TO %s;\n",
 		r, cfg->n_rules, cfg->n_rules == 1 ? "" : "s", cfg->path,
 		s, r, s, r, s, r, s, r, s, r, s, r, s, r, s, r, s, r, s, r);
+	sb_printf(out, "GRANT SELECT, INSERT, UPDATE ON %s.access_requests TO %s;\n",
+		  s, r);
 	seen.v = xcalloc(1, sizeof(*seen.v));
 	seen.v[seen.n++] = xstrdup(cfg->database.schema);
 	if (uses_hash(cfg))
@@ -287,6 +295,19 @@ grants_render(const struct config *cfg, const char *role,
 				sch, tab, r);
 		free(sch);
 		free(tab);
+	}
+	if (refs && refs->n_access) {
+		sb_add(out, "\n-- access exports: every row of a subject, in each "
+		       "table it reaches\n");
+		for (size_t i = 0; i < refs->n_access; i++) {
+			char *sch = sql_quote_ident(refs->access_schemas[i]);
+			char *tab = sql_quote_ident(refs->access_tables[i]);
+			grant_usage(out, &seen, refs->access_schemas[i], r);
+			sb_printf(out, "GRANT SELECT ON %s.%s TO %s;\n", sch, tab,
+				  r);
+			free(sch);
+			free(tab);
+		}
 	}
 	for (size_t i = 0; i < seen.n; i++)
 		free(seen.v[i]);

@@ -39,6 +39,12 @@ struct grants_refs {
 	size_t n;
 	struct grants_part *parts;	/* sorted by rule */
 	size_t n_parts;
+	/* Every table an access export reads (SPEC §8), for all subject
+	 * kinds: the subject tables, the rule tables and their children by
+	 * foreign key; n_access entries of schema and table. */
+	char **access_schemas;
+	char **access_tables;
+	size_t n_access;
 };
 
 void grants_refs_free(struct grants_refs *refs);

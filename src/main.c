@@ -42,6 +42,7 @@ static const struct command commands[] = {
 	{ "replay", cmd_replay, "[--dry-run]", "re-file the ledger's erasures that a restored database lacks" },
 	{ "coverage", cmd_coverage, "[--format text|json] [--output FILE]",
 	  "personal data that no rule covers" },
+	{ "access", cmd_access, "SUBJECT:ID [--reason TEXT] [--now] | list", "record (or fulfil) a right-of-access request" },
 	{ "init-db", cmd_init_db, "", "create or upgrade retentiond's own schema" },
 	{ "grants", cmd_grants, "ROLE", "print the GRANT statements ROLE needs" },
 	{ "version", cmd_version, "", "print the version" },

@@ -166,6 +166,18 @@ metrics_render(struct strbuf *b, const struct run_result *res,
 		  db->erasure_pending);
 	sb_printf(b, "retentiond_erasure_requests{state=\"overdue\"} %lld\n",
 		  db->erasure_overdue);
+	head(b, "retentiond_access_requests", "gauge",
+	     "Open right-of-access requests: pending (not yet due) or "
+	     "overdue (past due_at).");
+	sb_printf(b, "retentiond_access_requests{state=\"pending\"} %lld\n",
+		  db->access_pending);
+	sb_printf(b, "retentiond_access_requests{state=\"overdue\"} %lld\n",
+		  db->access_overdue);
+	head(b, "retentiond_access_requests_due_soon", "gauge",
+	     "Open right-of-access requests due within 7 days (a subset of "
+	     "state=\"pending\").");
+	sb_printf(b, "retentiond_access_requests_due_soon %lld\n",
+		  db->access_due_soon);
 	head(b, "retentiond_legal_holds_active", "gauge",
 	     "Legal holds neither released nor expired.");
 	sb_printf(b, "retentiond_legal_holds_active %lld\n", db->holds_active);
@@ -217,7 +229,8 @@ metrics_collect(PGconn *conn, const char *schema, struct metrics_db *db,
 	memset(db, 0, sizeof(*db));
 	res = query(conn, schema,
 		"coalesce(extract(epoch FROM max(finished_at)), 0)::float8",
-		"runs", "WHERE status = 'ok' AND command <> 'plan'", err);
+		"runs", "WHERE status = 'ok'"
+		" AND command NOT IN ('plan', 'access')", err);
 	if (!res)
 		return false;
 	db->last_success = atof(PQgetvalue(res, 0, 0));
@@ -233,6 +246,19 @@ metrics_collect(PGconn *conn, const char *schema, struct metrics_db *db,
 	db->erasure_overdue = atoll(PQgetvalue(res, 0, 1));
 	PQclear(res);
 
+	res = query(conn, schema,
+		"count(*) FILTER (WHERE due_at >= now()),"
+		" count(*) FILTER (WHERE due_at < now()),"
+		" count(*) FILTER (WHERE due_at >= now()"
+		"   AND due_at < now() + interval '7 days')",
+		"access_requests", "WHERE status <> 'done'", err);
+	if (!res)
+		return false;
+	db->access_pending = atoll(PQgetvalue(res, 0, 0));
+	db->access_overdue = atoll(PQgetvalue(res, 0, 1));
+	db->access_due_soon = atoll(PQgetvalue(res, 0, 2));
+	PQclear(res);
+
 	res = query(conn, schema, "count(*)", "legal_holds",
 		"WHERE released_at IS NULL"
 		" AND (expires_at IS NULL OR expires_at > now())", err);
@@ -242,7 +268,9 @@ metrics_collect(PGconn *conn, const char *schema, struct metrics_db *db,
 	PQclear(res);
 
 	res = query(conn, schema, "rule, action, sum(rows)::bigint", "actions",
-		"GROUP BY rule, action ORDER BY rule, action", err);
+		/* an export reads rows, it changes none */
+		"WHERE action <> 'access_export'"
+		" GROUP BY rule, action ORDER BY rule, action", err);
 	if (!res)
 		return false;
 	int n = PQntuples(res);

@@ -52,6 +52,9 @@ struct metrics_db {
 	long long erasure_pending;	/* open, not yet due */
 	long long erasure_overdue;	/* open, past due_at */
 	long long erasure_due_soon;	/* open, due within 7 days */
+	long long access_pending;	/* access requests, alike (SPEC §8) */
+	long long access_overdue;
+	long long access_due_soon;	/* open, due within 7 days */
 	long long holds_active;
 	struct metrics_total *totals;
 	size_t n_totals;

@@ -3,10 +3,11 @@
  * outbox), and delivery of whatever the outbox holds.
  *
  * The mail's alerts: a rule that failed or that a guard refused, an error
- * that stopped the cycle, a broken audit chain, and erasure requests that
- * are due within 7 days or overdue. Each erasure request is mentioned
+ * that stopped the cycle, a broken audit chain, and erasure and access
+ * requests that are due within 7 days or overdue. Each request is mentioned
  * once for "due soon" and once for "overdue", not every cycle: the
- * request's due_soon_mailed_at / overdue_mailed_at (sql/003_mail.sql) are
+ * request's due_soon_mailed_at / overdue_mailed_at (sql/003_mail.sql,
+ * sql/004_access.sql) are
  * set in the same transaction that queues the mail, so the marks and the
  * mail commit together or not at all.
  */
@@ -33,6 +34,7 @@
 struct alerts {
 	struct report *rep;	/* where alert lines go */
 	int failed, refused, due_soon, overdue;
+	int access_due_soon, access_overdue;	/* access requests (SPEC §8) */
 	bool cycle_error, audit_broken;
 };
 
@@ -103,28 +105,30 @@ rule_alerts(const struct run_result *res, struct alerts *a)
 	}
 }
 
-/* Mark and list the erasure requests that newly became due soon or
- * overdue. In the caller's transaction. */
+/* Mark and list the requests of one kind (erasure, access: TABLE, whose
+ * unfinished ones match OPEN) that newly became due soon or overdue. In
+ * the caller's transaction. */
 static bool
-erasure_alerts(PGconn *conn, const struct config *cfg, struct alerts *a,
-	       char **err)
+request_alerts(PGconn *conn, const struct config *cfg, struct alerts *a,
+	       const char *table, const char *open, const char *kind,
+	       int *due_soon, int *overdue, char **err)
 {
-	char *t = db_qualified(conn, cfg->database.schema, "erasure_requests");
+	char *t = db_qualified(conn, cfg->database.schema, table);
 	char *sql[2];
 	sql[0] = xasprintf(
 		"UPDATE %s SET overdue_mailed_at = now()"
-		" WHERE " REPORT_ERASURE_OPEN " AND due_at < now()"
+		" WHERE %s AND due_at < now()"
 		" AND overdue_mailed_at IS NULL"
 		" RETURNING id, subject, subject_id,"
-		" date_trunc('second', due_at)::text, status", t);
+		" date_trunc('second', due_at)::text, status", t, open);
 	sql[1] = xasprintf(
 		"UPDATE %s SET due_soon_mailed_at = now()"
-		" WHERE " REPORT_ERASURE_OPEN " AND due_at >= now()"
+		" WHERE %s AND due_at >= now()"
 		" AND due_at < now() + interval '%d days'"
 		" AND due_soon_mailed_at IS NULL"
 		" RETURNING id, subject, subject_id,"
 		" date_trunc('second', due_at)::text, status",
-		t, REPORT_DUE_SOON_DAYS);
+		t, open, REPORT_DUE_SOON_DAYS);
 	free(t);
 
 	bool ok = true;
@@ -137,8 +141,8 @@ erasure_alerts(PGconn *conn, const struct config *cfg, struct alerts *a,
 		int n = PQntuples(res);
 		for (int i = 0; i < n; i++) {
 			if (i == MAX_LISTED) {
-				char *more = xasprintf("... and %d more erasure "
-						       "request%s %s", n - i,
+				char *more = xasprintf("... and %d more %s "
+						       "request%s %s", n - i, kind,
 						       n - i == 1 ? "" : "s",
 						       k ? "due soon" : "overdue");
 				report_add_alert(a->rep, more);
@@ -146,7 +150,7 @@ erasure_alerts(PGconn *conn, const struct config *cfg, struct alerts *a,
 				break;
 			}
 			char *line = xasprintf(
-				"erasure request %s (%s:%s, %s) %s %s",
+				"%s request %s (%s:%s, %s) %s %s", kind,
 				PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
 				PQgetvalue(res, i, 2), PQgetvalue(res, i, 4),
 				k ? "is due within 7 days, on" : "is OVERDUE: it was due",
@@ -155,9 +159,9 @@ erasure_alerts(PGconn *conn, const struct config *cfg, struct alerts *a,
 			free(line);
 		}
 		if (k)
-			a->due_soon += n;
+			*due_soon += n;
 		else
-			a->overdue += n;
+			*overdue += n;
 		PQclear(res);
 	}
 	free(sql[0]);
@@ -169,6 +173,7 @@ static bool
 any_alert(const struct alerts *a)
 {
 	return a->failed || a->refused || a->due_soon || a->overdue ||
+	       a->access_due_soon || a->access_overdue ||
 	       a->cycle_error || a->audit_broken;
 }
 
@@ -195,6 +200,10 @@ subject_line(const struct run_result *res, const struct alerts *a)
 	       "erasure requests overdue");
 	plural(&b, a->due_soon, "erasure request due soon",
 	       "erasure requests due soon");
+	plural(&b, a->access_overdue, "access request overdue",
+	       "access requests overdue");
+	plural(&b, a->access_due_soon, "access request due soon",
+	       "access requests due soon");
 	if (a->audit_broken)
 		sb_add(&b, ", audit trail BROKEN");
 	free(host);
@@ -242,7 +251,12 @@ queue_summary(PGconn *conn, const struct config *cfg,
 		return;
 	}
 	rule_alerts(res, &a);
-	if (!erasure_alerts(conn, cfg, &a, &err)) {
+	if (!request_alerts(conn, cfg, &a, "erasure_requests",
+			    REPORT_ERASURE_OPEN, "erasure", &a.due_soon,
+			    &a.overdue, &err) ||
+	    !request_alerts(conn, cfg, &a, "access_requests",
+			    REPORT_ACCESS_OPEN, "access", &a.access_due_soon,
+			    &a.access_overdue, &err)) {
 		log_error("run %lld: could not check erasure requests for the "
 			  "mail: %s", res->run_id, err);
 		free(err);

@@ -353,7 +353,9 @@ static const char *const csv_columns[] = {
 	"audit_status", "audit_actions", "audit_head",
 	"erasure_received", "erasure_done", "erasure_due_soon",
 	"erasure_overdue", "erasure_open", "legal_holds_active",
-	"period_start", "period_end", "generated_at", "explanation",
+	"period_start", "period_end", "generated_at",
+	"access_received", "access_done", "access_due_soon", "access_overdue",
+	"access_open", "explanation",
 };
 
 static void
@@ -440,6 +442,11 @@ report_render_csv(const struct report *r, struct strbuf *out)
 		csv_str(out, r->period_start);
 		csv_str(out, r->period_end);
 		csv_str(out, r->generated_at);
+		csv_num(out, r->access.received);
+		csv_num(out, r->access.done);
+		csv_num(out, r->access.due_soon);
+		csv_num(out, r->access.overdue);
+		csv_num(out, r->access.open);
 		csv_why(out, rr);
 		sb_add(out, "\r\n");
 	}
@@ -610,6 +617,13 @@ report_render_json(const struct report *r, struct strbuf *out)
 	json_kn(out, "due_soon", r->erasure.due_soon, false);
 	json_kn(out, "overdue", r->erasure.overdue, false);
 	json_kn(out, "open", r->erasure.open, false);
+	sb_add(out, "}");
+	sb_add(out, ",\n \"access_requests\": {");
+	json_kn(out, "received", r->access.received, true);
+	json_kn(out, "done", r->access.done, false);
+	json_kn(out, "due_soon", r->access.due_soon, false);
+	json_kn(out, "overdue", r->access.overdue, false);
+	json_kn(out, "open", r->access.open, false);
 	sb_add(out, "}");
 	sb_add(out, ",\n ");
 	json_kn(out, "legal_holds_active", r->holds_active, true);

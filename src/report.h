@@ -37,6 +37,9 @@ struct coverage_result;
 /* SQL: an erasure request that still has work to do (erasure.c finishes a
  * request as "done", or "partial" when a rule kept data by policy). */
 #define REPORT_ERASURE_OPEN "status IN ('pending', 'held')"
+/* SQL: an access request not yet answered; a failed export still owes the
+ * person an answer by its due date. */
+#define REPORT_ACCESS_OPEN "status IN ('pending', 'failed')"
 
 enum report_audit {
 	REPORT_AUDIT_UNKNOWN,	/* could not be checked */
@@ -111,6 +114,7 @@ struct report {
 	struct report_rule *rules;
 	size_t n_rules;
 	struct report_erasure erasure;
+	struct report_erasure access;	/* access requests (SPEC §8), alike */
 	long long holds_active;
 	struct {
 		enum report_audit status;

@@ -279,11 +279,10 @@ chart(const struct report *r, struct strbuf *b)
 }
 
 static void
-erasure_holds_audit(const struct report *r, struct strbuf *b)
+request_counts(struct strbuf *b, const char *title,
+	       const struct report_erasure *e)
 {
-	const struct report_erasure *e = &r->erasure;
-
-	sb_add(b, "<h2>Erasure requests</h2>\n<table class=\"kv\">\n");
+	sb_printf(b, "<h2>%s</h2>\n<table class=\"kv\">\n", title);
 	sb_printf(b, "<tr><th>Received in this period</th><td class=\"n\">%lld"
 		  "</td></tr>\n<tr><th>Done in this period</th>"
 		  "<td class=\"n\">%lld</td></tr>\n"
@@ -293,6 +292,13 @@ erasure_holds_audit(const struct report *r, struct strbuf *b)
 		  "%lld</td></tr>\n</table>\n", e->received, e->done,
 		  REPORT_DUE_SOON_DAYS, e->due_soon ? " bad" : "", e->due_soon,
 		  e->overdue ? " bad" : "", e->overdue, e->open);
+}
+
+static void
+erasure_holds_audit(const struct report *r, struct strbuf *b)
+{
+	request_counts(b, "Erasure requests", &r->erasure);
+	request_counts(b, "Access requests", &r->access);
 	sb_printf(b, "<h2>Legal holds</h2>\n<p>%lld active legal hold%s: no "
 		  "rule and no erasure touches the held subjects' rows.</p>\n",
 		  r->holds_active, r->holds_active == 1 ? "" : "s");

@@ -40,14 +40,18 @@
 	" CASE WHEN jsonb_typeof(r.summary->'changed') = 'number'" \
 	" THEN (r.summary->>'changed')::numeric::bigint END"
 
+/* A run that is a cycle: not a plan, not `access --now` (a run only for
+ * its audit row). */
+#define CYCLE "command NOT IN ('plan', 'access')"
+
 /* Runs a range report covers: cycles, not plans, started in [$1, $2). */
 #define RANGE_FILTER \
-	"r.command <> 'plan' AND r.started_at >= $1::timestamptz" \
+	"r." CYCLE " AND r.started_at >= $1::timestamptz" \
 	" AND r.started_at < $2::timestamptz"
 
 struct ctx {
 	PGconn *conn;
-	char *runs, *holds, *erasure;	/* qualified table names */
+	char *runs, *holds, *erasure, *access;	/* qualified table names */
 	char **err;
 };
 
@@ -173,31 +177,46 @@ load_rules(struct ctx *c, const char *filter, int n, const char *const *p,
 /* Erasure requests in [period_start, period_end), and those open now.
  * "partial" is finished: what is left was kept under a policy. */
 static bool
-load_erasure(struct ctx *c, struct report *out)
+count_requests(struct ctx *c, struct report *out, const char *table,
+	       const char *done, const char *open, struct report_erasure *e)
 {
 	char *sql = xasprintf(
 		"SELECT count(*) FILTER (WHERE requested_at >= $1::timestamptz"
 		"   AND requested_at < $2::timestamptz),"
-		" count(*) FILTER (WHERE status IN ('done', 'partial')"
+		" count(*) FILTER (WHERE %s"
 		"   AND completed_at >= $1::timestamptz"
 		"   AND completed_at < $2::timestamptz),"
-		" count(*) FILTER (WHERE " REPORT_ERASURE_OPEN " AND due_at >= now()"
+		" count(*) FILTER (WHERE %s AND due_at >= now()"
 		"   AND due_at < now() + interval '%d days'),"
-		" count(*) FILTER (WHERE " REPORT_ERASURE_OPEN " AND due_at < now()),"
-		" count(*) FILTER (WHERE " REPORT_ERASURE_OPEN ")"
-		" FROM %s", REPORT_DUE_SOON_DAYS, c->erasure);
+		" count(*) FILTER (WHERE %s AND due_at < now()),"
+		" count(*) FILTER (WHERE %s)"
+		" FROM %s", done, open, REPORT_DUE_SOON_DAYS, open, open, table);
 	const char *p[] = { out->period_start, out->period_end };
 	PGresult *res = query(c, sql, 2, p);
 
 	free(sql);
 	if (!res)
 		return false;
-	out->erasure.received = ll_or(res, 0, 0, 0);
-	out->erasure.done = ll_or(res, 0, 1, 0);
-	out->erasure.due_soon = ll_or(res, 0, 2, 0);
-	out->erasure.overdue = ll_or(res, 0, 3, 0);
-	out->erasure.open = ll_or(res, 0, 4, 0);
+	e->received = ll_or(res, 0, 0, 0);
+	e->done = ll_or(res, 0, 1, 0);
+	e->due_soon = ll_or(res, 0, 2, 0);
+	e->overdue = ll_or(res, 0, 3, 0);
+	e->open = ll_or(res, 0, 4, 0);
 	PQclear(res);
+	return true;
+}
+
+static bool
+load_erasure(struct ctx *c, struct report *out)
+{
+	PGresult *res;
+	char *sql;
+
+	if (!count_requests(c, out, c->erasure, "status IN ('done', 'partial')",
+			    REPORT_ERASURE_OPEN, &out->erasure) ||
+	    !count_requests(c, out, c->access, "status = 'done'",
+			    REPORT_ACCESS_OPEN, &out->access))
+		return false;
 
 	/* the same condition as hold.c's active holds */
 	sql = xasprintf("SELECT count(*), date_trunc('second', now())::text"
@@ -280,14 +299,14 @@ load_in_tx(struct ctx *c, const struct report_query *q, struct report *out)
 	 * erasure request */
 	sql = q->run_id > 0
 		? xasprintf("SELECT " RUN_COLS ", coalesce((SELECT max(p.finished_at)"
-			    " FROM %s p WHERE p.id < r.id AND p.command <> 'plan'),"
+			    " FROM %s p WHERE p.id < r.id AND p." CYCLE "),"
 			    " '-infinity')::text, coalesce(r.finished_at, now())::text"
 			    " FROM %s r WHERE r.id = $1", c->runs, c->runs)
 		: xasprintf("SELECT " RUN_COLS ", coalesce((SELECT max(p.finished_at)"
-			    " FROM %s p WHERE p.id < r.id AND p.command <> 'plan'),"
+			    " FROM %s p WHERE p.id < r.id AND p." CYCLE "),"
 			    " '-infinity')::text, coalesce(r.finished_at, now())::text"
 			    " FROM %s r WHERE r.finished_at IS NOT NULL"
-			    " AND r.command <> 'plan' ORDER BY r.id DESC LIMIT 1",
+			    " AND r." CYCLE " ORDER BY r.id DESC LIMIT 1",
 			    c->runs, c->runs);
 	res = query(c, sql, q->run_id > 0 ? 1 : 0, q->run_id > 0 ? p : NULL);
 	free(sql);
@@ -353,6 +372,7 @@ report_load(PGconn *conn, const struct config *cfg,
 		.runs = db_qualified(conn, schema, "runs"),
 		.holds = db_qualified(conn, schema, "legal_holds"),
 		.erasure = db_qualified(conn, schema, "erasure_requests"),
+		.access = db_qualified(conn, schema, "access_requests"),
 		.err = err,
 	};
 	enum report_load_status st = REPORT_DB_ERROR;
@@ -389,5 +409,6 @@ report_load(PGconn *conn, const struct config *cfg,
 	free(c.runs);
 	free(c.holds);
 	free(c.erasure);
+	free(c.access);
 	return st;
 }

@@ -303,6 +303,13 @@ report_render_text(const struct report *r, struct strbuf *out)
 		  r->erasure.open);
 	field(out, "Erasure requests:", v.s);
 	sb_free(&v);
+	sb_printf(&v, "%lld received, %lld done in this period; now %lld due "
+		  "within %d days, %lld %s, %lld open", r->access.received,
+		  r->access.done, r->access.due_soon, REPORT_DUE_SOON_DAYS,
+		  r->access.overdue, r->access.overdue ? "OVERDUE" : "overdue",
+		  r->access.open);
+	field(out, "Access requests:", v.s);
+	sb_free(&v);
 	sb_printf(&v, "%lld active", r->holds_active);
 	field(out, "Legal holds:", v.s);
 	sb_free(&v);

@@ -36,6 +36,9 @@ EXPECTED_COLUMNS = {
                          "detail", "due_soon_mailed_at", "overdue_mailed_at"],
     "outbox": ["id", "created_at", "subject", "body", "html_body", "attempts",
                "last_error", "next_attempt_at", "sent_at"],
+    "access_requests": ["id", "subject", "subject_id", "reason", "requested_at",
+                        "due_at", "status", "completed_at", "detail",
+                        "due_soon_mailed_at", "overdue_mailed_at"],
 }
 
 CONFIG = """\

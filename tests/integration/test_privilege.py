@@ -235,6 +235,25 @@ rules = ( {RULES} );
             "SELECT (SELECT sum(rows) FROM retention.actions WHERE rule = 'events')"
             " + (SELECT count(*) FROM events)"), "100")
 
+    def test_the_role_can_fulfil_an_access_request(self):
+        # SPEC §8: `grants` includes the SELECTs an export needs
+        requests = os.path.join(self.tmp, "requests")
+        extra = (f'subjects = {{ customer = {{ table = "public.customers"; key = "id"; }}; }};\n'
+                 f'requests: {{ directory = "{requests}"; }};\n')
+        for conf in (self.owner_conf, self.role_conf):
+            with open(conf, "a") as f:
+                f.write(extra)
+        printed = self.grant()
+        self.assertNotIn("payroll", printed)
+        self.assertIn('GRANT SELECT ON "public"."customers"', printed)
+        proc = self.rd("access", "customer:5", "--now")
+        self.assertExit(proc, 0)
+        self.assertRegex(proc.stdout, r"access request \d+: \d+ rows from 2 tables")
+        self.assertEqual(self.sql("SELECT status FROM retention.access_requests").strip(),
+                         "done")
+        self.assertExit(self.rd("access", "list"), 0)
+        self.assertExit(self.rd("verify"), 0)
+
     def test_the_role_can_do_nothing_more(self):
         self.grant()
         self.assertExit(self.rd("run"), 0)

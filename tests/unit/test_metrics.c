@@ -66,6 +66,9 @@ test_render_has_every_metric(void **state)
 		.last_success = 1700000000.5,
 		.erasure_pending = 3,
 		.erasure_overdue = 1,
+		.access_pending = 4,
+		.access_overdue = 6,
+		.access_due_soon = 5,
 		.holds_active = 2,
 		.totals = totals,
 		.n_totals = 2,
@@ -106,6 +109,11 @@ test_render_has_every_metric(void **state)
 		"retentiond_rules_failing 1\n",
 		"retentiond_erasure_requests{state=\"pending\"} 3\n",
 		"retentiond_erasure_requests{state=\"overdue\"} 1\n",
+		"# TYPE retentiond_access_requests gauge\n",
+		"retentiond_access_requests{state=\"pending\"} 4\n",
+		"retentiond_access_requests{state=\"overdue\"} 6\n",
+		"# TYPE retentiond_access_requests_due_soon gauge\n",
+		"retentiond_access_requests_due_soon 5\n",
 		"retentiond_legal_holds_active 2\n",
 	};
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
