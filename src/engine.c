@@ -15,6 +15,7 @@
 #include "log.h"
 #include "order.h"
 #include "partition.h"
+#include "replica.h"
 #include "strbuf.h"
 
 /* How often a batch that hit statement_timeout is retried, each time with
@@ -334,6 +335,15 @@ work_target(struct cycle *c, struct rule_sql *rs, size_t ti,
 		double now = monotonic_ms();
 		if (now >= c->deadline_ms || now >= rule_deadline) {
 			outcome = OUTCOME_TIME;
+			break;
+		}
+		enum replica_wait_result lag = replica_wait(c->conn, r, c->hooks,
+			fmin(c->deadline_ms, rule_deadline),
+			&rr->lag_wait_seconds, &rr->message);
+		if (lag != REPLICA_GO) {
+			outcome = lag == REPLICA_STOPPED ? OUTCOME_STOPPED
+				: lag == REPLICA_TIMEOUT ? OUTCOME_TIME
+				: OUTCOME_FAILED;
 			break;
 		}
 		bool range = by_range && !by_row_once;
@@ -749,6 +759,8 @@ summary_json(const struct run_result *out)
 			  "\"longest_batch_ms\": %.1f",
 			  rr->eligible, rr->held, rr->blocked, rr->changed,
 			  rr->batches, rr->longest_batch_ms);
+		sb_printf(&b, ", \"lag_wait_seconds\": %.1f",
+			  rr->lag_wait_seconds);
 		sb_add(&b, ", \"oldest\": ");
 		sb_json_str(&b, rr->oldest);
 		sb_add(&b, ", \"message\": ");

@@ -9,6 +9,7 @@
 #include "db.h"
 #include "hold.h"
 #include "log.h"
+#include "replica.h"
 #include "strbuf.h"
 
 bool
@@ -105,7 +106,7 @@ keep_rule(PGconn *conn, const struct config *cfg, const struct rule *r,
 static void
 apply_rule(PGconn *conn, const struct config *cfg, const struct rule *r,
 	   struct erasure_outcome *eo, long long run_id, bool dry_run,
-	   struct erasure_rule_result *rr)
+	   const struct engine_hooks *hooks, struct erasure_rule_result *rr)
 {
 	struct rule_sql rs;
 	struct batch_counts counts;
@@ -128,6 +129,17 @@ apply_rule(PGconn *conn, const struct config *cfg, const struct rule *r,
 	for (size_t ti = 0; ti < rs.n_targets && !dry_run && !rr->message; ti++) {
 		struct batch_outcome bo;
 		do {
+			double waited = 0;
+			err = NULL;
+			enum replica_wait_result lag = replica_wait(conn, r, hooks,
+				monotonic_ms() + (double)duration_ms(
+					&r->limits.max_runtime), &waited, &err);
+			if (lag != REPLICA_GO) {
+				rr->message = err ? err : xstrdup("stopped while "
+					"waiting for standbys (max_replica_lag)");
+				rr->failed = lag == REPLICA_FAILED;
+				break;
+			}
 			if (!batch_run(conn, &rs, ti, NULL, limit, "-infinity",
 				       run_id, detail, &bo, &err)) {
 				rr->message = xasprintf("%s: %s",
@@ -215,7 +227,7 @@ record(PGconn *conn, const char *schema, const struct erasure_outcome *eo,
 static void
 process_one(PGconn *conn, const struct config *cfg, const size_t *order,
 	    const bool *run, long long run_id, bool dry_run,
-	    struct erasure_outcome *eo)
+	    const struct engine_hooks *hooks, struct erasure_outcome *eo)
 {
 	bool kept = false, unfinished = false;
 
@@ -226,7 +238,7 @@ process_one(PGconn *conn, const struct config *cfg, const size_t *order,
 		if (!run[i] || !r->subject || strcmp(r->subject, eo->subject) != 0)
 			continue;
 		struct erasure_rule_result *rr = &eo->rules[eo->n_rules++];
-		apply_rule(conn, cfg, r, eo, run_id, dry_run, rr);
+		apply_rule(conn, cfg, r, eo, run_id, dry_run, hooks, rr);
 		eo->changed += rr->rows;
 		if (rr->kept > 0)
 			kept = true;
@@ -263,6 +275,7 @@ erasure_process(PGconn *conn, const struct config *cfg, const size_t *order,
 
 	bool ok = true;
 	int n = PQntuples(res);
+	const struct engine_hooks hooks = { should_stop, NULL, arg };
 	out->erasures = xcalloc((size_t)n, sizeof(*out->erasures));
 	for (int i = 0; i < n && ok; i++) {
 		if (should_stop && should_stop(arg))
@@ -282,7 +295,8 @@ erasure_process(PGconn *conn, const struct config *cfg, const size_t *order,
 		if (held)
 			eo->status = "held";
 		else
-			process_one(conn, cfg, order, run, run_id, dry_run, eo);
+			process_one(conn, cfg, order, run, run_id, dry_run,
+				    &hooks, eo);
 		out->changed += eo->changed;
 		if (!dry_run && !record(conn, schema, eo, err))
 			ok = false;

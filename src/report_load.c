@@ -87,7 +87,7 @@ load_rules(struct ctx *c, const char *filter, int n, const char *const *p,
 	char *sql = xasprintf(
 		"SELECT rule, policy, tbl, action, retain, outcome, cutoff,"
 		" oldest, message, changed, held, blocked, eligible, overdue,"
-		" table_rows, compliant, age_s, n_runs, run_id FROM ("
+		" table_rows, compliant, age_s, n_runs, run_id, lag_wait_s FROM ("
 		"SELECT DISTINCT ON (x.v->>'rule')"
 		" x.v->>'rule' AS rule, x.v->>'policy' AS policy,"
 		" x.v->>'table' AS tbl, x.v->>'action' AS action,"
@@ -104,7 +104,10 @@ load_rules(struct ctx *c, const char *filter, int n, const char *const *p,
 		" CASE WHEN x.v->>'oldest' ~ '^\\d{4,}-\\d\\d-\\d\\d'"
 		" THEN extract(epoch FROM coalesce(r.finished_at, now())"
 		" - (x.v->>'oldest')::timestamptz)::float8 END AS age_s,"
-		" count(*) OVER w AS n_runs, r.id AS run_id, x.ord"
+		" count(*) OVER w AS n_runs, r.id AS run_id, x.ord,"
+		" sum(CASE WHEN jsonb_typeof(x.v->'lag_wait_seconds') = 'number'"
+		"  THEN (x.v->>'lag_wait_seconds')::float8 ELSE 0 END) OVER w"
+		"  AS lag_wait_s"
 		" FROM %s r CROSS JOIN LATERAL jsonb_array_elements("
 		"  CASE WHEN jsonb_typeof(r.summary->'rules') = 'array'"
 		"  THEN r.summary->'rules' ELSE '[]'::jsonb END)"
@@ -142,6 +145,7 @@ load_rules(struct ctx *c, const char *filter, int n, const char *const *p,
 			? -1 : atof(PQgetvalue(res, i, 16));
 		rr->runs = ll_or(res, i, 17, 0);
 		rr->last_run_id = ll_or(res, i, 18, 0);
+		rr->lag_wait_s = atof(PQgetvalue(res, i, 19));
 	}
 	PQclear(res);
 	return true;
