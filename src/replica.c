@@ -169,19 +169,18 @@ replica_wait(PGconn *conn, const struct rule *r,
 	for (;;) {
 		char *e = NULL;
 		if (!look(conn, max_ms, &d, name, sizeof(name), &e)) {
-			*err = xasprintf("rule \"%s\": could not read the "
-					 "standbys' replay positions: %s",
-					 r->name, e);
+			*err = xasprintf("could not read the standbys' "
+					 "replay positions: %s", e);
 			free(e);
 			result = REPLICA_FAILED;
 			break;
 		}
 		if (d.verdict == REPLICA_HIDDEN) {
-			*err = xasprintf("rule \"%s\": max_replica_lag is set but "
-				"role \"%s\" cannot see how far standby %s "
-				"replays (pg_stat_replication shows it only to "
+			*err = xasprintf("max_replica_lag is set but role "
+				"\"%s\" cannot see how far standby %s replays "
+				"(pg_stat_replication shows it only to "
 				"pg_monitor): GRANT pg_monitor TO \"%s\"",
-				r->name, PQuser(conn), name, PQuser(conn));
+				PQuser(conn), name, PQuser(conn));
 			result = REPLICA_FAILED;
 			break;
 		}
