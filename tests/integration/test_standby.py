@@ -176,6 +176,31 @@ class StandbyTest(IntegrationTest):
         self.assertEqual(self.sql("SELECT count(*), max(id) FROM retention.runs"),
                          before)
 
+    def test_daemon_treats_a_standby_like_a_database_that_is_down(self):
+        self.ready()
+        conf = self.conf(self.standby.conninfo(self.db),
+                         extra='schedule: { interval = "1s"; };')
+        logpath = os.path.join(self.tmp, "daemon.log")
+        with open(logpath, "w") as log:
+            proc = spawn(["daemon"] + ROOT_ARGS, config=conf, stdout=log,
+                         stderr=log)
+            try:
+                wait_for(lambda: "retrying with backoff" in read(logpath), 30,
+                         what=f"the backoff in the log:\n{read(logpath)}")
+                time.sleep(3)   # several intervals: still waiting, alive
+                self.assertIsNone(proc.poll(), read(logpath))
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                rc = proc.wait(timeout=30)
+        text = read(logpath)
+        self.assertEqual(rc, 0, text)
+        self.assertRegex(text, "could not connect to the database: " +
+                         STANDBY_MESSAGE.format(host=self.standby.host,
+                                                port=self.standby.port))
+        # logged once per outage, not once per retry
+        self.assertEqual(text.count("is a standby"), 1, text)
+        self.assertEqual(self.runs(), 0)
+
     # --- several hosts: the primary is found -----------------------------------
 
     def test_multi_host_conninfo_listing_the_standby_first_reaches_the_primary(self):
