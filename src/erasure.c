@@ -129,6 +129,8 @@ apply_rule(PGconn *conn, const struct config *cfg, const struct rule *r,
 	for (size_t ti = 0; ti < rs.n_targets && !dry_run && !rr->message; ti++) {
 		struct batch_outcome bo;
 		do {
+			/* the erasure pass has no cycle deadline of its own:
+			 * each wait is bounded by the rule's max_runtime */
 			double waited = 0;
 			err = NULL;
 			enum replica_wait_result lag = replica_wait(conn, r, hooks,

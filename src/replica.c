@@ -17,7 +17,14 @@
 void
 replica_history_add(struct replica_history *h, double at_ms, uint64_t lsn)
 {
-	if (h->n > 0 && (h->s[h->n - 1].lsn >= lsn ||
+	if (h->n > 0 && h->s[h->n - 1].lsn > lsn) {
+		/* the position went back: another server (a reload to a
+		 * different database); what we saw of the old one says
+		 * nothing about this one */
+		h->n = 0;
+		h->grain_ms = 0;
+	}
+	if (h->n > 0 && (h->s[h->n - 1].lsn == lsn ||
 			 at_ms - h->s[h->n - 1].at_ms < h->grain_ms))
 		return;		/* the oldest time at a position is what counts */
 	if (h->n == REPLICA_HISTORY) {

@@ -136,6 +136,21 @@ test_history_keeps_its_span(void **state)
 	assert_true(lag <= 100000 && lag >= 100000 - 1000);
 }
 
+/* Another server (a reload to another database): its positions start
+ * lower, and the old history must not make its standbys look behind. */
+static void
+test_history_forgets_another_server(void **state)
+{
+	(void)state;
+	struct replica_history h;
+	steady_history(&h);
+	replica_history_add(&h, 20000, 500);
+	assert_int_equal(h.n, 1);
+	assert_true(h.s[0].at_ms == 20000 && h.s[0].lsn == 500);
+	struct replica_standby s = { "x", true, true, 400, -1 };
+	assert_true(replica_lag_ms(&h, 20100, 500, &s) == 100);
+}
+
 static const struct attrs_case {
 	const char *conninfo;
 	bool sets;
@@ -171,6 +186,7 @@ main(void)
 		cmocka_unit_test(test_lag),
 		cmocka_unit_test(test_decide),
 		cmocka_unit_test(test_history_keeps_its_span),
+		cmocka_unit_test(test_history_forgets_another_server),
 		cmocka_unit_test(test_conninfo_sets_target_session_attrs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
