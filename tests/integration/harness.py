@@ -421,11 +421,28 @@ class StandbyCluster(PostgresCluster):
         super().__init__(name=name, settings=merged)
         self.primary = primary
 
+    @property
+    def slot(self):
+        return self.name.replace("-", "_")
+
     def _create(self):
+        # a replication slot, so the primary keeps the WAL this standby
+        # still needs (a CHECKPOINT would otherwise recycle it while the
+        # standby is busy replaying, and it could never catch up)
         self._server_run([self._bin("pg_basebackup"), "-D", self.datadir,
                           "-R", "-X", "stream", "-c", "fast", "--no-sync",
+                          "-C", "-S", self.slot,
                           "-h", self.primary.host,
                           "-p", str(self.primary.port), "-U", "postgres"])
+
+    def stop(self, mode="fast", remove=True):
+        super().stop(mode=mode, remove=remove)
+        if remove and self.primary.running:
+            # or the primary keeps WAL for it forever
+            self.primary.psql("SELECT pg_drop_replication_slot(slot_name)"
+                              " FROM pg_replication_slots"
+                              f" WHERE slot_name = {quote_literal(self.slot)}"
+                              " AND NOT active", check=False)
 
     def promote(self):
         """Make it a primary (pg_ctl promote, waits until it takes writes)."""
