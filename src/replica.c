@@ -149,6 +149,11 @@ look(PGconn *conn, double max_ms, struct replica_decision *d, char *name,
 		k++;
 	}
 	*d = replica_decide(&history, now, current, s, k, max_ms);
+	for (size_t i = 0; i < k && d->verdict == REPLICA_OK; i++)
+		log_debug("standby %s: replays %.3f s behind (%llu bytes)",
+			  s[i].name, replica_lag_ms(&history, now, current, &s[i])
+			  / 1000.0, (unsigned long long)(s[i].has_replay &&
+			  current > s[i].replay_lsn ? current - s[i].replay_lsn : 0));
 	if (d->verdict != REPLICA_OK)
 		snprintf(name, name_size, "%s", s[d->worst].name);
 	for (size_t i = 0; i < k; i++)
