@@ -275,6 +275,37 @@ class StandbyTest(IntegrationTest):
         self.assertOutput(proc, r"waited [0-9.]+ s for standbys \(max_replica_lag\)",
                           stream="stdout")
 
+    def test_daemon_status_line_names_the_standby_it_waits_for(self):
+        from test_daemon import NotifyListener
+        seed(self.cluster, self.db, expired=300)
+        conf = self.conf(self.cluster.conninfo(self.db), rules=rule(
+            'batch_size = 20; batch_target = "1ms"; pause = "10ms"; '
+            'max_replica_lag = "2s";'), extra='schedule: { interval = "1h"; };')
+        self.assertExit(run(["init-db"], config=conf), 0)
+        self.standby.wait_streaming()
+        self.standby.psql("SELECT pg_wal_replay_pause()")
+        self.addCleanup(self.standby.psql, "SELECT pg_wal_replay_resume()",
+                        check=False)
+        notify = NotifyListener(os.path.join(self.tmp, "notify.sock"))
+        self.addCleanup(notify.close)
+        logpath = os.path.join(self.tmp, "daemon.log")
+        with open(logpath, "w") as log:
+            proc = spawn(["daemon"] + ROOT_ARGS, config=conf, stdout=log,
+                         stderr=log, env={"NOTIFY_SOCKET": notify.env})
+            try:
+                notify.wait("STATUS=rule events: waiting for standby replica1 "
+                            "(local), ", timeout=60)
+                self.standby.psql("SELECT pg_wal_replay_resume()")
+                wait_for(lambda: self.sql("SELECT string_agg(status, ',') FROM "
+                                          "retention.runs") == "ok", 60,
+                         what=f"the cycle to finish:\n{read(logpath)}")
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                rc = proc.wait(timeout=30)
+        self.assertEqual(rc, 0, read(logpath))
+        self.assertEqual(self.sql("SELECT count(*) FROM events WHERE payload = 'old'"),
+                         "0")
+
     def test_max_replica_lag_needs_pg_monitor(self):
         seed(self.cluster, self.db, expired=20)
         role = "lagwatch_" + self.db[-8:]
