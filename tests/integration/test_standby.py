@@ -275,6 +275,54 @@ class StandbyTest(IntegrationTest):
         self.assertOutput(proc, r"waited [0-9.]+ s for standbys \(max_replica_lag\)",
                           stream="stdout")
 
+    def test_erasure_batches_wait_too(self):
+        self.sql("""
+CREATE TABLE events (id serial PRIMARY KEY, created_at timestamptz NOT NULL,
+                     customer_id int NOT NULL);
+INSERT INTO events (created_at, customer_id)
+SELECT now() - interval '1 hour', 1 FROM generate_series(1, 3000) g;
+INSERT INTO events (created_at, customer_id)
+SELECT now() - interval '1 hour', 2 FROM generate_series(1, 10) g;
+""")
+        # one row per batch: the erasure writes for longer than the limit
+        conf = self.conf(self.cluster.conninfo(self.db), rules="""{
+  name = "events"; policy = "events are kept 2 days";
+  table = "public.events"; age_column = "created_at"; retain = "2 days";
+  subject = "customer"; subject_column = "customer_id";
+  batch_size = 1; max_replica_lag = "1s";
+}""")
+        self.assertExit(run(["init-db"], config=conf), 0)
+        self.assertExit(run(["erase", "customer:1"], config=conf), 0)
+        self.standby.wait_streaming()
+        self.standby.psql("SELECT pg_wal_replay_pause()")
+        self.addCleanup(self.standby.psql, "SELECT pg_wal_replay_resume()",
+                        check=False)
+        logpath = os.path.join(self.tmp, "run.log")
+        with open(logpath, "w") as log:
+            proc = spawn(["run"], config=conf, stdout=log, stderr=log)
+            try:
+                wait_for(lambda: "waiting: standby replica1" in read(logpath)
+                         or proc.poll() is not None, 60, what="the wait")
+                self.assertIsNone(proc.poll(), read(logpath))
+                left = self.sql("SELECT count(*) FROM events WHERE customer_id = 1")
+                self.assertGreater(int(left), 0)
+                time.sleep(2)
+                self.assertEqual(self.sql("SELECT count(*) FROM events "
+                                          "WHERE customer_id = 1"), left)
+                self.standby.psql("SELECT pg_wal_replay_resume()")
+                rc = proc.wait(timeout=120)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+        self.assertEqual(rc, 0, read(logpath))
+        self.assertEqual(self.sql("SELECT count(*) FROM events WHERE customer_id = 1"),
+                         "0")
+        self.assertEqual(self.sql("SELECT count(*) FROM events WHERE customer_id = 2"),
+                         "10")
+        self.assertEqual(self.sql("SELECT status FROM retention.erasure_requests"),
+                         "done")
+
     def test_daemon_status_line_names_the_standby_it_waits_for(self):
         from test_daemon import NotifyListener
         seed(self.cluster, self.db, expired=300)
