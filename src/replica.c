@@ -164,76 +164,101 @@ look(PGconn *conn, double max_ms, struct replica_decision *d, char *name,
 	return true;
 }
 
+double
+replica_before_batch(PGconn *conn, const struct rule *r,
+		     const struct engine_hooks *hooks, struct replica_waiting *w,
+		     char **err)
+{
+	double max_ms = (double)duration_ms(&r->limits.max_replica_lag);
+	struct replica_decision d;
+	char name[256] = "";
+	char *e = NULL;
+
+	if (max_ms <= 0)
+		return 0;
+	if (!look(conn, max_ms, &d, name, sizeof(name), &e)) {
+		*err = xasprintf("could not read the standbys' replay "
+				 "positions: %s", e);
+		free(e);
+		return -1;
+	}
+	if (d.verdict == REPLICA_HIDDEN) {
+		*err = xasprintf("max_replica_lag is set but role \"%s\" cannot "
+				 "see how far standby %s replays "
+				 "(pg_stat_replication shows it only to "
+				 "pg_monitor): GRANT pg_monitor TO \"%s\"",
+				 PQuser(conn), name, PQuser(conn));
+		return -1;
+	}
+	double now = monotonic_ms();
+	if (d.verdict == REPLICA_OK) {
+		if (w->active) {
+			w->waited_s += (now - w->since_ms) / 1000.0;
+			log_info("rule \"%s\": standbys within max_replica_lag "
+				 "again after %.1f s", r->name,
+				 (now - w->since_ms) / 1000.0);
+		}
+		w->active = false;
+		return 0;
+	}
+	if (!w->active) {
+		w->active = true;
+		w->since_ms = now;
+		w->logged_ms = now - RELOG_MS;
+	}
+	snprintf(w->name, sizeof(w->name), "%s", name);
+	w->lag_ms = d.lag_ms;
+	char line[512];
+	snprintf(line, sizeof(line), "rule %s: waiting for standby %s, %.1f s "
+		 "behind (max_replica_lag %.1f s)", r->name, name,
+		 d.lag_ms / 1000.0, max_ms / 1000.0);
+	say_status(hooks, line);
+	if (now - w->logged_ms >= RELOG_MS) {
+		log_notice("rule \"%s\": waiting: standby %s replays %.1f s "
+			   "behind, more than max_replica_lag (%.1f s)", r->name,
+			   name, d.lag_ms / 1000.0, max_ms / 1000.0);
+		w->logged_ms = now;
+	}
+	return POLL_MS;
+}
+
 enum replica_wait_result
 replica_wait(PGconn *conn, const struct rule *r,
 	     const struct engine_hooks *hooks, double deadline_ms,
 	     double *waited_s, char **err)
 {
-	double max_ms = (double)duration_ms(&r->limits.max_replica_lag);
-	struct replica_decision d;
-	char name[256] = "";
-	double t0 = monotonic_ms(), logged = -RELOG_MS;
-	enum replica_wait_result result = REPLICA_GO;
-	bool waited = false;
+	struct replica_waiting w = { 0 };
+	enum replica_wait_result result;
 
-	if (max_ms <= 0)
-		return REPLICA_GO;
 	for (;;) {
-		char *e = NULL;
-		if (!look(conn, max_ms, &d, name, sizeof(name), &e)) {
-			*err = xasprintf("could not read the standbys' "
-					 "replay positions: %s", e);
-			free(e);
+		double again = replica_before_batch(conn, r, hooks, &w, err);
+		if (again < 0) {
 			result = REPLICA_FAILED;
 			break;
 		}
-		if (d.verdict == REPLICA_HIDDEN) {
-			*err = xasprintf("max_replica_lag is set but role "
-				"\"%s\" cannot see how far standby %s replays "
-				"(pg_stat_replication shows it only to "
-				"pg_monitor): GRANT pg_monitor TO \"%s\"",
-				PQuser(conn), name, PQuser(conn));
-			result = REPLICA_FAILED;
+		if (again == 0) {
+			result = REPLICA_GO;
 			break;
-		}
-		double now = monotonic_ms();
-		if (d.verdict == REPLICA_OK) {
-			if (waited)
-				log_info("rule \"%s\": standbys within "
-					 "max_replica_lag again after %.1f s",
-					 r->name, (now - t0) / 1000.0);
-			break;
-		}
-		waited = true;
-		char line[512];
-		snprintf(line, sizeof(line), "rule %s: waiting for standby %s, "
-			 "%.1f s behind (max_replica_lag %.1f s)", r->name,
-			 name, d.lag_ms / 1000.0, max_ms / 1000.0);
-		say_status(hooks, line);
-		if (now - logged >= RELOG_MS) {
-			log_notice("rule \"%s\": waiting: standby %s replays "
-				   "%.1f s behind, more than max_replica_lag "
-				   "(%.1f s)", r->name, name, d.lag_ms / 1000.0,
-				   max_ms / 1000.0);
-			logged = now;
 		}
 		if (hooks && hooks->should_stop &&
 		    hooks->should_stop(hooks->arg)) {
 			result = REPLICA_STOPPED;
 			break;
 		}
+		double now = monotonic_ms();
 		if (now >= deadline_ms) {
 			*err = xasprintf("waited %.0f s for standby %s, still "
 					 "%.1f s behind (max_replica_lag)",
-					 (now - t0) / 1000.0, name,
-					 d.lag_ms / 1000.0);
+					 (now - w.since_ms) / 1000.0, w.name,
+					 w.lag_ms / 1000.0);
 			result = REPLICA_TIMEOUT;
 			break;
 		}
-		pause_ms(fmin(POLL_MS, deadline_ms - now));
+		pause_ms(fmin(again, deadline_ms - now));
 	}
-	if (waited)
-		*waited_s += (monotonic_ms() - t0) / 1000.0;
+	if (w.active)		/* cut short: count it too */
+		w.waited_s += (monotonic_ms() - w.since_ms) / 1000.0;
+	*waited_s += w.waited_s;
 	return result;
 }
 

@@ -79,6 +79,27 @@ struct replica_decision replica_decide(const struct replica_history *h,
 				       const struct replica_standby *s,
 				       size_t n, double max_lag_ms);
 
+/* A wait in progress, across the looks of one batch loop. */
+struct replica_waiting {
+	bool active;		/* a standby is behind: waiting */
+	double since_ms;	/* monotonic: since when */
+	double logged_ms;	/* the log said so last */
+	double waited_s;	/* waits that ended, in total */
+	double lag_ms;		/* the last look: how far behind */
+	char name[256];		/* and which standby */
+};
+
+/*
+ * One look before a batch of rule R, for a batch loop that waits itself
+ * (the batch driver's before_batch seam): 0 to go on; else how many ms to
+ * wait before looking again, having said why (log, HOOKS' status line);
+ * -1 with *err when the lag cannot be read (fail closed). W starts zeroed
+ * and keeps the wait across looks; W->waited_s adds up waits that ended.
+ */
+double replica_before_batch(PGconn *conn, const struct rule *r,
+			    const struct engine_hooks *hooks,
+			    struct replica_waiting *w, char **err) MUSTCHECK;
+
 enum replica_wait_result {
 	REPLICA_GO,		/* write the next batch */
 	REPLICA_STOPPED,	/* a stop was requested while waiting */
@@ -87,8 +108,8 @@ enum replica_wait_result {
 };
 
 /*
- * Before a batch of rule R: while a standby replays further behind than
- * R's max_replica_lag (0: return at once), wait, saying so in the log and
+ * The same as a loop: before a batch of rule R, while a standby replays
+ * further behind than R's max_replica_lag (0: return at once), wait, saying so in the log and
  * through HOOKS' status line; until DEADLINE_MS (monotonic) or a stop.
  * Adds the time waited to *WAITED_S. *err is malloc'd on REPLICA_FAILED
  * and, on REPLICA_TIMEOUT, says which standby was behind.

@@ -450,15 +450,17 @@ class StandbyCluster(PostgresCluster):
                           "-D", self.datadir])
 
     def wait_streaming(self, timeout=60):
-        """Until the primary sees this standby streaming and replayed up to
-        the primary's current position."""
+        """Until the primary sees this standby streaming and replayed all
+        the primary has inserted so far."""
         deadline = time.monotonic() + timeout
         while True:
             ok = self.primary.scalar(
                 "SELECT count(*) FROM pg_stat_replication"
                 f" WHERE application_name = {quote_literal(self.name)}"
                 " AND state = 'streaming'"
-                " AND replay_lsn >= pg_current_wal_lsn()")
+                # insert, not write: with synchronous_commit off (the
+                # harness's default) a commit may not be written yet
+                " AND replay_lsn >= pg_current_wal_insert_lsn()")
             if ok == "1":
                 return self
             if time.monotonic() >= deadline:
