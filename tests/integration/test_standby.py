@@ -280,7 +280,7 @@ class StandbyTest(IntegrationTest):
 CREATE TABLE events (id serial PRIMARY KEY, created_at timestamptz NOT NULL,
                      customer_id int NOT NULL);
 INSERT INTO events (created_at, customer_id)
-SELECT now() - interval '1 hour', 1 FROM generate_series(1, 3000) g;
+SELECT now() - interval '1 hour', 1 FROM generate_series(1, 6000) g;
 INSERT INTO events (created_at, customer_id)
 SELECT now() - interval '1 hour', 2 FROM generate_series(1, 10) g;
 """)
