@@ -31,7 +31,7 @@ access_list(const struct cli *cli)
 		fputs(ACCESS_USAGE, stderr);
 		return EXIT_USAGE;
 	}
-	int status = cmd_setup(cli, &cfg, &conn);
+	int status = cmd_setup_read(cli, &cfg, &conn);
 	if (status != EXIT_OK)
 		return status;
 	if (schema_require(conn, cfg.database.schema, &err) < 0) {

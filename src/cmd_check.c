@@ -12,6 +12,7 @@
 #include "db.h"
 #include "diag.h"
 #include "log.h"
+#include "replica.h"
 #include "secret.h"
 #include "strbuf.h"
 
@@ -79,11 +80,12 @@ cmd_check(const struct cli *cli)
 
 	if (status == EXIT_OK) {
 		char *err = NULL;
-		PGconn *conn = db_connect(&cfg, &err);
+		PGconn *conn = db_connect_as(&cfg, DB_READS, &err);
 		if (conn) {
 			catalog_check_rules(conn, &cfg, &diag);
 			coverage_warnings(conn, &cfg, &diag);
 			subject_graph_check(conn, &cfg, &diag);
+			replica_check_role(conn, &cfg, &diag);
 			db_close(conn);
 		} else {
 			diag_warning(&diag, cfg.database.conninfo_file,

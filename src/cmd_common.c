@@ -37,15 +37,16 @@ cmd_load_config(const struct cli *cli, struct config *cfg)
 	return EXIT_OK;
 }
 
-int
-cmd_setup(const struct cli *cli, struct config *cfg, PGconn **conn)
+static int
+setup(const struct cli *cli, struct config *cfg, PGconn **conn,
+      enum db_role role)
 {
 	char *err = NULL;
 	int status = cmd_load_config(cli, cfg);
 
 	if (status != EXIT_OK)
 		return status;
-	*conn = db_connect(cfg, &err);
+	*conn = db_connect_as(cfg, role, &err);
 	if (!*conn) {
 		log_error("could not connect to the database: %s", err);
 		free(err);
@@ -53,6 +54,18 @@ cmd_setup(const struct cli *cli, struct config *cfg, PGconn **conn)
 		return EXIT_RUNTIME;
 	}
 	return EXIT_OK;
+}
+
+int
+cmd_setup(const struct cli *cli, struct config *cfg, PGconn **conn)
+{
+	return setup(cli, cfg, conn, DB_WRITES);
+}
+
+int
+cmd_setup_read(const struct cli *cli, struct config *cfg, PGconn **conn)
+{
+	return setup(cli, cfg, conn, DB_READS);
 }
 
 void

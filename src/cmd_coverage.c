@@ -105,7 +105,7 @@ cmd_coverage(const struct cli *cli)
 
 	if (status != EXIT_OK)
 		return status;
-	status = cmd_setup(cli, &cfg, &conn);
+	status = cmd_setup_read(cli, &cfg, &conn);
 	if (status != EXIT_OK)
 		return status;
 	if (!coverage_run(conn, &cfg, NULL, 0, &r, &err)) {

@@ -154,7 +154,7 @@ cmd_erasure(const struct cli *cli)
 
 	struct config cfg;
 	PGconn *conn = NULL;
-	int status = cmd_setup(cli, &cfg, &conn);
+	int status = cmd_setup_read(cli, &cfg, &conn);
 	if (status != EXIT_OK)
 		return status;
 	char *t = db_qualified(conn, cfg.database.schema, "erasure_requests");

@@ -136,7 +136,7 @@ ask_database(struct config *cfg, struct grants_refs *refs)
 		return;
 	}
 	diag_fini(&diag);
-	PGconn *conn = db_connect(cfg, &err);
+	PGconn *conn = db_connect_as(cfg, DB_READS, &err);
 	if (!conn) {
 		refs->why = xasprintf("could not connect to the database: %s", err);
 		free(err);

@@ -347,7 +347,7 @@ hold_list_cmd(const struct cli *cli, const struct hold_args *a)
 
 	if (a->n_pos != 0)
 		return usage_error("list takes no arguments (\"%s\")", a->pos[0]);
-	status = cmd_setup(cli, &cfg, &conn);
+	status = cmd_setup_read(cli, &cfg, &conn);
 	if (status != EXIT_OK)
 		return status;
 	if (schema_require(conn, cfg.database.schema, &err) < 0 ||

@@ -128,7 +128,7 @@ cmd_report(const struct cli *cli)
 
 	if (status != EXIT_OK)
 		return status;
-	status = cmd_setup(cli, &cfg, &conn);
+	status = cmd_setup_read(cli, &cfg, &conn);
 	if (status != EXIT_OK)
 		return status;
 	if (schema_require(conn, cfg.database.schema, &err) < 0) {

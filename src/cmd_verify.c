@@ -24,7 +24,7 @@ cmd_verify(const struct cli *cli)
 		fprintf(stderr, "retentiond: verify takes no arguments\n");
 		return EXIT_USAGE;
 	}
-	status = cmd_setup(cli, &cfg, &conn);
+	status = cmd_setup_read(cli, &cfg, &conn);
 	if (status != EXIT_OK)
 		return status;
 

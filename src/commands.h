@@ -29,6 +29,8 @@ typedef struct pg_conn PGconn;
  * and *conn open; the caller ends with cmd_teardown.
  */
 int cmd_setup(const struct cli *cli, struct config *cfg, PGconn **conn);
+/* The same for a command that only reads: a standby will do (SPEC §10). */
+int cmd_setup_read(const struct cli *cli, struct config *cfg, PGconn **conn);
 void cmd_teardown(struct config *cfg, PGconn *conn);
 
 /* Load and validate the config and secrets only (no database). */

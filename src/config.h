@@ -71,6 +71,7 @@ struct limits {
 	struct duration busy_batch_target; /* fixed unit, >= 0; 0: off */
 	struct duration max_runtime;	/* fixed unit, > 0 */
 	double max_fraction;		/* (0, 1] */
+	struct duration max_replica_lag; /* fixed unit, > 0; 0: off */
 };
 
 struct column_method {

@@ -95,7 +95,7 @@ bool cfg_enum(struct cfg_ctx *c, const config_setting_t *s,
 	      const char *const *names, size_t n, int *out);
 bool cfg_group(struct cfg_ctx *c, const config_setting_t *s);
 
-#define CFG_N_LIMIT_KEYS 6
+#define CFG_N_LIMIT_KEYS 7
 extern const char *const cfg_limit_keys[CFG_N_LIMIT_KEYS];
 
 /* Apply S to L if it is a key of "limits"; false if it is not one. */

@@ -434,7 +434,7 @@ cfg_group(struct cfg_ctx *c, const config_setting_t *s)
 
 const char *const cfg_limit_keys[CFG_N_LIMIT_KEYS] = {
 	"batch_size", "batch_target", "pause", "max_runtime", "max_fraction",
-	"busy_batch_target",
+	"busy_batch_target", "max_replica_lag",
 };
 
 static bool
@@ -484,6 +484,9 @@ cfg_limit_key(struct cfg_ctx *c, const config_setting_t *s, struct limits *l)
 				   &l->max_runtime);
 	else if (strcmp(k, "max_fraction") == 0)
 		(void)fraction(c, s, &l->max_fraction);
+	else if (strcmp(k, "max_replica_lag") == 0)
+		(void)cfg_duration(c, s, CFG_DUR_FIXED | CFG_DUR_POSITIVE,
+				   &l->max_replica_lag);
 	else
 		return false;
 	return true;

@@ -105,13 +105,44 @@ socket_ready(PGconn *conn, bool writing, int timeout_ms)
 	return r;
 }
 
-static PGconn *configure(PGconn *conn, const struct config *cfg, char **err);
+static PGconn *configure(PGconn *conn, const struct config *cfg,
+			 enum db_role role, char **err);
 
-/* The keyword arrays for libpq (at most 5 pairs and the terminator);
- * TIMEOUT is the caller's buffer for connect_timeout. */
+bool
+db_conninfo_sets(const char *conninfo, const char *keyword)
+{
+	char *msg = NULL;
+	/* a bare database name is no conninfo: it sets nothing else */
+	PQconninfoOption *opts = PQconninfoParse(conninfo ? conninfo : "", &msg);
+	bool set = false;
+
+	if (!opts) {
+		PQfreemem(msg);
+		return false;
+	}
+	for (PQconninfoOption *o = opts; o->keyword; o++)
+		if (strcmp(o->keyword, keyword) == 0 && o->val && o->val[0])
+			set = true;
+	PQconninfoFree(opts);
+	return set;
+}
+
+/* Whether we add target_session_attrs=read-write: the admin's conninfo
+ * (or environment) did not choose. */
+static bool
+default_read_write(const struct config *cfg)
+{
+	const char *env = getenv("PGTARGETSESSIONATTRS");
+	return !(env && env[0]) &&
+	       !db_conninfo_sets(cfg->database.conninfo, "target_session_attrs");
+}
+
+/* The keyword arrays for libpq (at most 6 pairs and the terminator);
+ * TIMEOUT is the caller's buffer for connect_timeout. READ_WRITE adds
+ * target_session_attrs=read-write as a default. */
 static void
 connect_params(const struct config *cfg, const char **keys, const char **vals,
-	       char *timeout, size_t timeout_size)
+	       char *timeout, size_t timeout_size, bool read_write)
 {
 	int n = 0;
 
@@ -123,6 +154,12 @@ connect_params(const struct config *cfg, const char **keys, const char **vals,
 	vals[n++] = timeout;
 	keys[n] = "fallback_application_name";
 	vals[n++] = "retentiond";
+	/* several hosts: libpq tries each until one takes writes, so a
+	 * failover needs no change to the config (SPEC §10) */
+	if (read_write) {
+		keys[n] = "target_session_attrs";
+		vals[n++] = "read-write";
+	}
 	keys[n] = "dbname";
 	vals[n++] = cfg->database.conninfo;
 	if (cfg->database.password.data) {
@@ -139,13 +176,14 @@ typedef PGconn *connect_fn(const char *const *keys, const char *const *vals,
 /* CONNECT (blocking or not) with cfg->database; NULL with *err when it
  * failed at once. */
 static PGconn *
-open_conn(const struct config *cfg, connect_fn *connect, char **err)
+open_conn(const struct config *cfg, connect_fn *connect, bool read_write,
+	  char **err)
 {
 	const char *keys[8];
 	const char *vals[8];
 	char timeout[32];
 
-	connect_params(cfg, keys, vals, timeout, sizeof(timeout));
+	connect_params(cfg, keys, vals, timeout, sizeof(timeout), read_write);
 	PGconn *conn = connect(keys, vals, 1);
 	if (!conn) {
 		*err = xstrdup("out of memory allocating the connection");
@@ -162,7 +200,8 @@ open_conn(const struct config *cfg, connect_fn *connect, char **err)
 PGconn *
 db_connect_start(const struct config *cfg, char **err)
 {
-	PGconn *conn = open_conn(cfg, PQconnectStartParams, err);
+	PGconn *conn = open_conn(cfg, PQconnectStartParams,
+				 default_read_write(cfg), err);
 	if (!conn)
 		return NULL;
 	/* send what can be sent now, so the server starts the backend while
@@ -228,19 +267,52 @@ db_connect_finish(PGconn *conn, const struct config *cfg, char **err)
 			return NULL;
 		}
 	}
-	return configure(conn, cfg, err);
+	return configure(conn, cfg, DB_WRITES, err);
+}
+
+char *
+db_standby_message(PGconn *conn)
+{
+	return xasprintf("the server at %s:%s is a standby (in recovery); "
+			 "retentiond writes and must connect to the primary: "
+			 "list the primary in database.conninfo or use "
+			 "target_session_attrs=read-write", PQhost(conn),
+			 PQport(conn));
+}
+
+PGconn *
+db_connect_as(const struct config *cfg, enum db_role role, char **err)
+{
+	bool rw = default_read_write(cfg);
+	PGconn *conn = open_conn(cfg, PQconnectdbParams, rw, err);
+
+	if (!conn && rw) {
+		/* No host took writes. Connect once more without asking, to
+		 * tell a standby (which a reader may use, and a writer must
+		 * be told about) from a server that is down; the first
+		 * error stays when that fails too. */
+		char *again = NULL;
+		conn = open_conn(cfg, PQconnectdbParams, false, &again);
+		if (conn) {
+			free(*err);
+			*err = NULL;
+		}
+		free(again);
+	}
+	return conn ? configure(conn, cfg, role, err) : NULL;
 }
 
 PGconn *
 db_connect(const struct config *cfg, char **err)
 {
-	PGconn *conn = open_conn(cfg, PQconnectdbParams, err);
-	return conn ? configure(conn, cfg, err) : NULL;
+	return db_connect_as(cfg, DB_WRITES, err);
 }
 
-/* The session every connection gets; closes CONN on failure. */
+/* The session every connection gets; closes CONN on failure, and a
+ * connection to a standby when ROLE writes. */
 static PGconn *
-configure(PGconn *conn, const struct config *cfg, char **err)
+configure(PGconn *conn, const struct config *cfg, enum db_role role,
+	  char **err)
 {
 	/* Pin search_path: every object we touch is schema-qualified, and
 	 * nothing may resolve through a schema another role can create
@@ -252,10 +324,13 @@ configure(PGconn *conn, const struct config *cfg, char **err)
 	snprintf(lock, sizeof(lock), "%lldms",
 		 (long long)duration_ms(&cfg->database.lock_timeout));
 	const char *params[] = { stmt, lock };
+	/* pg_is_in_recovery() too: a conninfo that says
+	 * target_session_attrs=any may still land on a standby */
 	PGresult *res = PQexecParams(conn,
 		"SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false),"
 		" pg_catalog.set_config('statement_timeout', $1, false),"
-		" pg_catalog.set_config('lock_timeout', $2, false)",
+		" pg_catalog.set_config('lock_timeout', $2, false),"
+		" pg_catalog.pg_is_in_recovery()",
 		2, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		char *e = db_error(conn, res);
@@ -265,7 +340,16 @@ configure(PGconn *conn, const struct config *cfg, char **err)
 		PQfinish(conn);
 		return NULL;
 	}
+	bool standby = PQgetvalue(res, 0, 3)[0] == 't';
 	PQclear(res);
+	if (standby && role == DB_WRITES) {
+		*err = db_standby_message(conn);
+		PQfinish(conn);
+		return NULL;
+	}
+	if (standby)
+		log_info("connected to a standby (in recovery) at %s:%s: "
+			 "reading only", PQhost(conn), PQport(conn));
 	hide_parameters(conn, cfg->pseudonym_key.data != NULL);
 	log_debug("connected to database \"%s\" on %s as \"%s\" (server %d)",
 		  PQdb(conn), PQhost(conn), PQuser(conn), PQserverVersion(conn));

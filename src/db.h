@@ -15,7 +15,10 @@
 #include "util.h"
 
 /* Connect with cfg->database. On failure returns NULL and sets *err to a
- * malloc'd message (no password in it). */
+ * malloc'd message (no password in it). Unless the conninfo (or
+ * PGTARGETSESSIONATTRS) says otherwise, asks for target_session_attrs=
+ * read-write, so a multi-host conninfo reaches the primary; a standby is
+ * refused with db_standby_message (SPEC §10). */
 PGconn *db_connect(const struct config *cfg, char **err) MUSTCHECK;
 
 /* The same in two steps, so the server can start the session while the
@@ -25,6 +28,24 @@ PGconn *db_connect(const struct config *cfg, char **err) MUSTCHECK;
 PGconn *db_connect_start(const struct config *cfg, char **err) MUSTCHECK;
 PGconn *db_connect_finish(PGconn *conn, const struct config *cfg,
 			  char **err) MUSTCHECK;
+
+/* What a connection is for: a command that writes is refused a standby;
+ * one that only reads (check, verify, report) takes the primary when it
+ * can and a standby otherwise. */
+enum db_role {
+	DB_WRITES,
+	DB_READS
+};
+
+PGconn *db_connect_as(const struct config *cfg, enum db_role role,
+		      char **err) MUSTCHECK;
+
+/* Whether CONNINFO (keyword form or URI) sets KEYWORD; false when it is
+ * no conninfo at all (a bare database name). */
+bool db_conninfo_sets(const char *conninfo, const char *keyword);
+
+/* "the server at HOST:PORT is a standby ...", malloc'd. */
+char *db_standby_message(PGconn *conn);
 
 /* Cancel anything running, then close. NULL is fine. */
 void db_close(PGconn *conn);

@@ -234,21 +234,26 @@ switch_gentle(const struct driver_ctx *d, struct plan *rs, size_t ti,
 	return async;
 }
 
-/* Wait while the before_batch hook asks to; false when a stop or the
- * deadline came first. */
-static bool
+enum wait_result { WAIT_GO, WAIT_CUT, WAIT_FAILED };
+
+/* Wait while the before_batch hook asks to: WAIT_CUT when a stop or the
+ * deadline came first, WAIT_FAILED (*err) when the hook could not tell
+ * (fail closed: no batch without the check). */
+static enum wait_result
 wait_before_batch(const struct driver_ctx *d, struct plan *rs, size_t ti,
-		  double deadline)
+		  double deadline, char **err)
 {
 	if (!d->hooks || !d->hooks->before_batch)
-		return true;
+		return WAIT_GO;
 	for (;;) {
-		double ms = d->hooks->before_batch(d->hooks->arg, rs, ti);
-		if (ms <= 0)
-			return true;
+		double ms = d->hooks->before_batch(d->hooks->arg, rs, ti, err);
+		if (ms < 0)
+			return WAIT_FAILED;
+		if (ms == 0)
+			return WAIT_GO;
 		double left = deadline - monotonic_ms();
 		if (stop_requested(d) || left <= 0)
-			return false;
+			return WAIT_CUT;
 		sleep_ms(fmin(ms, left));
 	}
 }
@@ -305,9 +310,16 @@ driver_run(const struct driver_ctx *d, struct plan *rs, size_t ti,
 	}
 	for (;;) {
 		struct driver_event ev = { .kind = DRIVER_EV_READY };
-		bool ready = wait_before_batch(d, rs, ti, deadline);
+		enum wait_result wr = wait_before_batch(d, rs, ti, deadline, &err);
+		if (wr == WAIT_FAILED) {
+			outcome = OUTCOME_FAILED;
+			*message = xasprintf("%s: %s", tname, err);
+			free(err);
+			err = NULL;
+			break;
+		}
 		ev.stop = stop_requested(d);
-		ev.now_ms = ready ? monotonic_ms() : deadline;
+		ev.now_ms = wr == WAIT_GO ? monotonic_ms() : deadline;
 		ev.deadline_ms = deadline;
 		struct driver_decision dd = driver_step(&dc, &s, &ev);
 		if (dd.action == DRIVER_FINISH) {

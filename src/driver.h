@@ -102,10 +102,11 @@ struct driver_hooks {
 	/* progress: CHANGED rows so far for the rule */
 	void (*progress)(void *arg, const struct rule *r, long long changed);
 	/* Before every batch: how many ms to wait before asking again (0:
-	 * go on). The seam for what must hold before a batch runs (a
-	 * standby's replay lag, an export's progress). NULL: never wait. */
+	 * go on; < 0: the rule fails, *err says why). The seam for what
+	 * must hold before a batch runs (a standby's replay lag). NULL:
+	 * never wait. */
 	double (*before_batch)(void *arg, const struct plan *rs,
-			       size_t target);
+			       size_t target, char **err);
 	void *arg;
 };
 

@@ -19,6 +19,7 @@
 #include "order.h"
 #include "partition.h"
 #include "schema.h"
+#include "replica.h"
 #include "strbuf.h"
 #include "summary.h"
 
@@ -29,6 +30,7 @@ struct cycle {
 	const struct engine_hooks *hooks;
 	long long run_id;
 	double deadline_ms;	/* monotonic; the cycle's max_runtime */
+	struct replica_waiting lag;	/* max_replica_lag: the wait now */
 };
 
 const char *
@@ -161,6 +163,25 @@ hook_stop(void *arg)
 	return stop_requested(arg);
 }
 
+/* Before each batch: wait while a standby replays further behind than
+ * the rule's max_replica_lag (replica.h). */
+static double
+hook_before(void *arg, const struct plan *rs, size_t target, char **err)
+{
+	struct cycle *c = arg;
+	(void)target;
+	return replica_before_batch(c->conn, rs->rule, c->hooks, &c->lag, err);
+}
+
+/* Seconds waited for standbys since LAG was zeroed, the wait going on
+ * now included. */
+static double
+lag_waited(const struct replica_waiting *lag)
+{
+	return lag->waited_s +
+	       (lag->active ? (monotonic_ms() - lag->since_ms) / 1000.0 : 0);
+}
+
 static void
 hook_progress(void *arg, const struct rule *r, long long changed)
 {
@@ -174,15 +195,23 @@ work_target(struct cycle *c, struct plan *rs, size_t ti,
 	    struct rule_result *rr, double rule_deadline)
 {
 	struct driver_hooks hooks = { .should_stop = hook_stop,
-				      .progress = hook_progress, .arg = c };
+				      .progress = hook_progress,
+				      .before_batch = hook_before, .arg = c };
 	struct driver_ctx d = { .conn = c->conn, .cfg = c->cfg,
 				.run_id = c->run_id,
 				.deadline_ms = c->deadline_ms, .hooks = &hooks };
 	struct driver_totals tot = { .longest_batch_ms = rr->longest_batch_ms };
 	char *detail = rs->cascades
 		? xasprintf("{\"cascade\": %s}", rs->cascades) : NULL;
+	memset(&c->lag, 0, sizeof(c->lag));
 	enum rule_outcome o = driver_run(&d, rs, ti, rr->cutoff, detail,
 					 rule_deadline, &tot, &rr->message);
+	rr->lag_wait_seconds += lag_waited(&c->lag);
+	if (o == OUTCOME_TIME && c->lag.active && !rr->message)
+		rr->message = xasprintf("max_runtime reached while waiting for "
+					"standby %s, %.1f s behind "
+					"(max_replica_lag)", c->lag.name,
+					c->lag.lag_ms / 1000.0);
 	rr->changed += tot.changed;
 	rr->batches += tot.batches;
 	rr->longest_batch_ms = tot.longest_batch_ms;
@@ -630,7 +659,10 @@ engine_cycle(PGconn *conn, const struct config *cfg,
 	}
 	if (!stopped && !stop_requested(&c)) {
 		status(&c, "erasure requests");
-		struct driver_hooks dh = { .should_stop = hook_stop, .arg = &c };
+		struct driver_hooks dh = { .should_stop = hook_stop,
+					   .before_batch = hook_before,
+					   .arg = &c };
+		memset(&c.lag, 0, sizeof(c.lag));
 		struct driver_ctx d = { .conn = conn, .cfg = cfg,
 					.run_id = c.run_id,
 					.deadline_ms = c.deadline_ms, .hooks = &dh };

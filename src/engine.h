@@ -64,6 +64,7 @@ struct rule_result {
 	long long batches;
 	double longest_batch_ms;
 	double seconds;
+	double lag_wait_seconds;	/* waited for standbys (max_replica_lag) */
 	char *oldest;		/* oldest remaining row, NULL when empty */
 	char *how;		/* "row batches ordered by the age index", ... */
 	char *message;		/* why it refused, failed or stopped */

@@ -185,6 +185,18 @@ uses_hash(const struct config *cfg)
 	return false;
 }
 
+/* max_replica_lag set globally or on any rule */
+static bool
+watches_replicas(const struct config *cfg)
+{
+	if (duration_ms(&cfg->limits.max_replica_lag) > 0)
+		return true;
+	for (size_t i = 0; i < cfg->n_rules; i++)
+		if (duration_ms(&cfg->rules[i].limits.max_replica_lag) > 0)
+			return true;
+	return false;
+}
+
 static bool
 maybe_partitioned(const struct grants_refs *refs, size_t i)
 {
@@ -259,6 +271,12 @@ grants_render(const struct config *cfg, const char *role,
 			"superuser (PostgreSQL 15+):\n"
 			"-- GRANT SET ON PARAMETER log_parameter_max_length TO %s;\n",
 			r);
+	if (watches_replicas(cfg))
+		sb_printf(out,
+			"\n-- max_replica_lag: pg_stat_replication shows how far "
+			"each standby replays\n"
+			"-- only to members of pg_monitor (or pg_read_all_stats).\n"
+			"GRANT pg_monitor TO %s;\n", r);
 	if (!refs || !refs->known)
 		sb_printf(out,
 			"\n-- The database could not be asked%s%s.\n"

@@ -577,6 +577,8 @@ json_rules(const struct report *r, struct strbuf *out)
 		else
 			sb_add(out, "null");
 		json_kv(out, "message", rr->message, false);
+		json_key(out, "lag_wait_seconds", false);
+		sb_printf(out, "%.1f", isfinite(rr->lag_wait_s) ? rr->lag_wait_s : 0);
 		json_kn(out, "runs", rr->runs, false);
 		json_kn(out, "last_run_id", rr->last_run_id, false);
 		json_why(out, rr);

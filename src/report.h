@@ -90,6 +90,7 @@ struct report_rule {
 	long long changed, held, blocked, eligible, overdue, table_rows;
 	bool compliant;
 	double oldest_age_s;	/* at the end of its run; < 0: unknown */
+	double lag_wait_s;	/* waited for standbys (max_replica_lag) */
 	long long runs;		/* runs aggregated */
 	long long last_run_id;
 	struct report_explain why;	/* as of generated_at */

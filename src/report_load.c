@@ -102,7 +102,7 @@ load_rules(struct ctx *c, const char *filter, int n, const char *const *p,
 	char *sql = xasprintf(
 		"SELECT rule, policy, tbl, action, retain, outcome, cutoff,"
 		" oldest, message, changed, held, blocked, eligible, overdue,"
-		" table_rows, compliant, age_s, n_runs, run_id, missing FROM ("
+		" table_rows, compliant, age_s, n_runs, run_id, missing, lag_wait_s FROM ("
 		"SELECT DISTINCT ON (" STR(SUMMARY_RULE) ")"
 		" " STR(SUMMARY_RULE) " AS rule, " STR(SUMMARY_POLICY) " AS policy,"
 		" " STR(SUMMARY_TABLE) " AS tbl, " STR(SUMMARY_ACTION) " AS action,"
@@ -122,7 +122,10 @@ load_rules(struct ctx *c, const char *filter, int n, const char *const *p,
 		" THEN extract(epoch FROM coalesce(r.finished_at, now())"
 		" - (" STR(SUMMARY_OLDEST) ")::timestamptz)::float8 END AS age_s,"
 		" count(*) OVER w AS n_runs, r.id AS run_id, x.ord,"
-		" " MISSING_KEYS " AS missing"
+		" " MISSING_KEYS " AS missing,"
+		" sum(CASE WHEN jsonb_typeof(x.v->'" SUMMARY_LAG_WAIT "') = 'number'"
+		"  THEN (x.v->>'" SUMMARY_LAG_WAIT "')::float8 ELSE 0 END) OVER w"
+		"  AS lag_wait_s"
 		" FROM %s r CROSS JOIN LATERAL jsonb_array_elements("
 		"  CASE WHEN jsonb_typeof(r.summary->'rules') = 'array'"
 		"  THEN r.summary->'rules' ELSE '[]'::jsonb END)"
@@ -169,6 +172,7 @@ load_rules(struct ctx *c, const char *filter, int n, const char *const *p,
 			? -1 : atof(PQgetvalue(res, i, 16));
 		rr->runs = ll_or(res, i, 17, 0);
 		rr->last_run_id = ll_or(res, i, 18, 0);
+		rr->lag_wait_s = atof(PQgetvalue(res, i, 20));
 	}
 	PQclear(res);
 	return true;

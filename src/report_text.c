@@ -185,6 +185,9 @@ rules_table(const struct report *r, struct strbuf *out)
 			sb_add(out, ": ");
 			clean(out, rr->message);
 		}
+		if (rr->lag_wait_s >= 0.05)
+			sb_printf(out, "; waited %.1f s for standbys "
+				  "(max_replica_lag)", rr->lag_wait_s);
 		sb_add(out, "\n");
 		why_lines(rr, out);
 	}

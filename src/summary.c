@@ -60,6 +60,8 @@ rule_json(struct strbuf *b, const struct rule_result *rr)
 	sb_json_str(b, rr->oldest);
 	key(b, SUMMARY_MESSAGE);
 	sb_json_str(b, rr->message);
+	key(b, SUMMARY_LAG_WAIT);
+	sb_printf(b, "%.1f", rr->lag_wait_seconds);
 	sb_add(b, "}");
 }
 

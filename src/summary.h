@@ -30,6 +30,8 @@
 #define SUMMARY_LONGEST_BATCH_MS "longest_batch_ms"
 #define SUMMARY_OLDEST "oldest"
 #define SUMMARY_MESSAGE "message"
+/* optional: runs before max_replica_lag existed do not have it */
+#define SUMMARY_LAG_WAIT "lag_wait_seconds"
 
 /* The keys of a rule the report reads, as X(key) for each. */
 #define SUMMARY_RULE_KEYS(X) \

@@ -5,6 +5,7 @@ aiosmtpd, see smtpd.py). Tests start real servers on private sockets:
 
   PostgresCluster  a throwaway PostgreSQL (initdb + pg_ctl) listening only on a
                    Unix socket in its own temporary directory
+  StandbyCluster   a streaming standby of one (pg_basebackup -R)
   SmtpServer       a real SMTP server on 127.0.0.1 (smtpd.py in a subprocess),
                    with STARTTLS or implicit TLS and AUTH
   run()            runs the real retentiond binary
@@ -288,6 +289,11 @@ class PostgresCluster:
             self._reaper.kill()
         self._reaper = None
 
+    def _create(self):
+        self._server_run([self._bin("initdb"), "-D", self.datadir,
+                          "-U", "postgres", "-A", "trust", "--no-sync",
+                          "-E", "UTF8", "--locale=C", "--no-instructions"])
+
     def start(self):
         """Create the cluster if needed (first call) and start the server."""
         if self._running:
@@ -297,9 +303,7 @@ class PostgresCluster:
             if self.dir is None:
                 self._make_dir()
                 self._start_reaper()
-                self._server_run([self._bin("initdb"), "-D", self.datadir,
-                                  "-U", "postgres", "-A", "trust", "--no-sync",
-                                  "-E", "UTF8", "--locale=C", "--no-instructions"])
+                self._create()
             if self.port is None:
                 self.port = self._choose_port()
             opts = {
@@ -398,6 +402,71 @@ class PostgresCluster:
     def __exit__(self, *exc):
         self.stop()
         return False
+
+
+class StandbyCluster(PostgresCluster):
+    """A streaming standby of PRIMARY (a running PostgresCluster):
+    `pg_basebackup -R` over the primary's Unix socket into a private
+    directory, on its own socket and port. Its cluster_name is NAME, which
+    the primary sees as application_name (synchronous_standby_names).
+
+    initdb's trust pg_hba allows local replication connections, and
+    PostgreSQL's defaults (wal_level replica, max_wal_senders 10) suffice.
+    """
+
+    def __init__(self, primary, name="standby", settings=None):
+        merged = dict(primary.settings)
+        merged.update(settings or {})
+        merged["cluster_name"] = name
+        super().__init__(name=name, settings=merged)
+        self.primary = primary
+
+    @property
+    def slot(self):
+        return self.name.replace("-", "_")
+
+    def _create(self):
+        # a replication slot, so the primary keeps the WAL this standby
+        # still needs (a CHECKPOINT would otherwise recycle it while the
+        # standby is busy replaying, and it could never catch up)
+        self._server_run([self._bin("pg_basebackup"), "-D", self.datadir,
+                          "-R", "-X", "stream", "-c", "fast", "--no-sync",
+                          "-C", "-S", self.slot,
+                          "-h", self.primary.host,
+                          "-p", str(self.primary.port), "-U", "postgres"])
+
+    def stop(self, mode="fast", remove=True):
+        super().stop(mode=mode, remove=remove)
+        if remove and self.primary.running:
+            # or the primary keeps WAL for it forever
+            self.primary.psql("SELECT pg_drop_replication_slot(slot_name)"
+                              " FROM pg_replication_slots"
+                              f" WHERE slot_name = {quote_literal(self.slot)}"
+                              " AND NOT active", check=False)
+
+    def promote(self):
+        """Make it a primary (pg_ctl promote, waits until it takes writes)."""
+        self._server_run([self._bin("pg_ctl"), "promote", "-w", "-t", "60",
+                          "-D", self.datadir])
+
+    def wait_streaming(self, timeout=60):
+        """Until the primary sees this standby streaming and replayed all
+        the primary has inserted so far."""
+        deadline = time.monotonic() + timeout
+        while True:
+            ok = self.primary.scalar(
+                "SELECT count(*) FROM pg_stat_replication"
+                f" WHERE application_name = {quote_literal(self.name)}"
+                " AND state = 'streaming'"
+                # insert, not write: with synchronous_commit off (the
+                # harness's default) a commit may not be written yet
+                " AND replay_lsn >= pg_current_wal_insert_lsn()")
+            if ok == "1":
+                return self
+            if time.monotonic() >= deadline:
+                raise HarnessError(f"{self.name} not streaming after {timeout} s"
+                                   f"{self._log_tail()}")
+            time.sleep(0.1)
 
 
 def quote_ident(name):

@@ -86,7 +86,8 @@ static const char full_config[] =
 	"schedule: { interval = \"30 min\"; window = \"22:30-05:00\"; };\n"
 	"limits: {\n"
 	"  batch_size = 5000; batch_target = \"250ms\"; pause = \"0ms\";\n"
-	"  max_runtime = \"2h\"; max_fraction = 0.25; busy_batch_target = \"0ms\";\n"
+	"  max_runtime = \"2h\"; max_fraction = 0.25; busy_batch_target = \"0ms\";"
+	" max_replica_lag = \"30s\";\n"
 	"};\n"
 	"pseudonym_key_file = \"/etc/retentiond/pseudonym.key\";\n"
 	"mail: {\n"
@@ -111,7 +112,7 @@ static const char full_config[] =
 	"    age_column = \"requested_at\";\n"
 	"    retain = \"24 hours\";\n"
 	"    action = \"delete\";\n"
-	"    batch_size = 500; pause = \"1s\"; busy_batch_target = \"25ms\";\n"
+	"    batch_size = 500; pause = \"1s\"; busy_batch_target = \"25ms\"; max_replica_lag = \"2s\";\n"
 	"    partitions = \"detach\";\n"
 	"  },\n"
 	"  {\n"						/* line 40 */
@@ -185,6 +186,7 @@ test_full_config_loads_every_key(void **state)
 	assert_int_equal(duration_ms(&cfg.limits.busy_batch_target), 0);
 	assert_int_equal(duration_ms(&cfg.limits.max_runtime), 7200000);
 	assert_true(cfg.limits.max_fraction == 0.25);
+	assert_int_equal(duration_ms(&cfg.limits.max_replica_lag), 30000);
 
 	assert_string_equal(cfg.pseudonym_key_file,
 			    "/etc/retentiond/pseudonym.key");
@@ -224,6 +226,7 @@ test_full_config_loads_every_key(void **state)
 	assert_int_equal(r->limits.batch_size, 500);
 	assert_int_equal(duration_ms(&r->limits.pause), 1000);
 	assert_int_equal(duration_ms(&r->limits.busy_batch_target), 25);
+	assert_int_equal(duration_ms(&r->limits.max_replica_lag), 2000);
 	assert_int_equal(duration_ms(&r->limits.batch_target), 250);
 	assert_int_equal(duration_ms(&r->limits.max_runtime), 7200000);
 	assert_true(r->limits.max_fraction == 0.25);
@@ -363,6 +366,8 @@ test_omitted_keys_take_the_documented_defaults(void **state)
 	assert_int_equal(duration_ms(&cfg.limits.busy_batch_target), 3);
 	assert_int_equal(duration_ms(&cfg.limits.max_runtime), 3600000);
 	assert_true(cfg.limits.max_fraction == 0.5);
+	/* unset: off */
+	assert_int_equal(duration_ms(&cfg.limits.max_replica_lag), 0);
 	assert_false(cfg.mail.configured);
 	assert_null(cfg.pseudonym_key_file);
 	assert_null(cfg.metrics_file);

@@ -185,9 +185,41 @@ test_grants_are_least_privilege(void **state)
 	/* without the database, references and partitions are not known:
 	 * it says so */
 	assert_non_null(strstr(out.s, "-- The database could not be asked.\n"));
+	/* no max_replica_lag: no pg_monitor */
+	assert_null(strstr(out.s, "pg_monitor"));
 	sb_free(&out);
 	config_free(&cfg);
 	diag_fini(&d);
+}
+
+/* max_replica_lag reads pg_stat_replication's positions, which only
+ * pg_monitor (pg_read_all_stats) may see: set on one rule is enough. */
+static void
+test_grants_pg_monitor_for_max_replica_lag(void **state)
+{
+	(void)state;
+	static const char *const confs[] = {
+		"database: { conninfo = \"dbname=x\"; };\n"
+		"limits: { max_replica_lag = \"10s\"; };\n"
+		"rules = ( { name = \"a\"; policy = \"p\"; table = \"t\";\n"
+		"  age_column = \"at\"; retain = \"1 day\"; } );\n",
+		"database: { conninfo = \"dbname=x\"; };\n"
+		"rules = ( { name = \"a\"; policy = \"p\"; table = \"t\";\n"
+		"  age_column = \"at\"; retain = \"1 day\";\n"
+		"  max_replica_lag = \"1 min\"; } );\n",
+	};
+	for (size_t i = 0; i < 2; i++) {
+		struct config cfg;
+		struct diag d;
+		struct strbuf out = STRBUF_INIT;
+		diag_init(&d);
+		assert_true(config_load_string(confs[i], "g.conf", &cfg, &d));
+		grants_render(&cfg, "ret", NULL, &out);
+		assert_non_null(strstr(out.s, "\nGRANT pg_monitor TO \"ret\";\n"));
+		sb_free(&out);
+		config_free(&cfg);
+		diag_fini(&d);
+	}
 }
 
 /* A table without a rule that references a delete rule's table gets
@@ -256,6 +288,7 @@ main(void)
 		cmocka_unit_test(test_identifiers_are_always_quoted_and_quotes_doubled),
 		cmocka_unit_test(test_json_strings_are_escaped),
 		cmocka_unit_test(test_grants_are_least_privilege),
+		cmocka_unit_test(test_grants_pg_monitor_for_max_replica_lag),
 		cmocka_unit_test(test_grants_read_the_references_that_block),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
