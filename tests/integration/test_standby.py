@@ -334,7 +334,8 @@ SELECT now() - interval '1 hour', 2 FROM generate_series(1, 10) g;
 
     def test_daemon_status_line_names_the_standby_it_waits_for(self):
         from test_daemon import NotifyListener
-        seed(self.cluster, self.db, expired=300)
+        # enough rows to outlast max_replica_lag however fast the machine
+        seed(self.cluster, self.db, expired=3000)
         conf = self.conf(self.cluster.conninfo(self.db), rules=rule(
             'batch_size = 20; batch_target = "1ms"; pause = "10ms"; '
             'max_replica_lag = "2s";'), extra='schedule: { interval = "1h"; };')
