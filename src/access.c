@@ -11,6 +11,7 @@
 
 #include "audit.h"
 #include "db.h"
+#include "erasure.h"
 #include "log.h"
 #include "outbox.h"
 #include "strbuf.h"
@@ -20,19 +21,9 @@ access_add(PGconn *conn, const char *schema, const char *subject,
 	   const char *subject_id, const char *reason, long long *id,
 	   char **due_at, char **err)
 {
-	char *t = db_qualified(conn, schema, "access_requests");
-	char *sql = xasprintf("INSERT INTO %s (subject, subject_id, reason)"
-			      " VALUES ($1, $2, $3) RETURNING id, due_at::text", t);
-	const char *p[] = { subject, subject_id, reason };
-	PGresult *res = db_query(conn, sql, 3, p, err);
-	free(sql);
-	free(t);
-	if (!res)
-		return false;
-	*id = atoll(PQgetvalue(res, 0, 0));
-	*due_at = xstrdup(PQgetvalue(res, 0, 1));
-	PQclear(res);
-	return true;
+	/* the same columns and due date as an erasure request */
+	return erasure_file_request(conn, schema, "access_requests", subject,
+				    subject_id, reason, id, due_at, err);
 }
 
 static void

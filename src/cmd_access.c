@@ -11,7 +11,6 @@
 #include "commands.h"
 #include "config.h"
 #include "db.h"
-#include "hold.h"
 #include "log.h"
 #include "runlog.h"
 #include "schema.h"
@@ -163,19 +162,9 @@ cmd_access(const struct cli *cli)
 		return EXIT_USAGE;
 	}
 	char *subject = NULL, *subject_id = NULL;
-	const char *perr = NULL;
-	if (!hold_parse_target(cli->argv[optind], &subject, &subject_id, &perr)) {
-		fprintf(stderr, "retentiond: access: \"%s\": %s\n",
-			cli->argv[optind], perr);
+	if (cmd_request_args("access", cli->argv[optind], reason, &subject,
+			     &subject_id) != EXIT_OK)
 		return EXIT_USAGE;
-	}
-	if (reason && str_has_ctl(reason)) {
-		fprintf(stderr, "retentiond: access: --reason must be one line "
-			"without control characters\n");
-		free(subject);
-		free(subject_id);
-		return EXIT_USAGE;
-	}
 
 	struct config cfg;
 	PGconn *conn = NULL;

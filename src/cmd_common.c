@@ -8,8 +8,31 @@
 #include "config.h"
 #include "db.h"
 #include "diag.h"
+#include "hold.h"
 #include "log.h"
 #include "secret.h"
+
+int
+cmd_request_args(const char *command, const char *target, const char *reason,
+		 char **subject, char **subject_id)
+{
+	const char *perr = NULL;
+
+	if (!hold_parse_target(target, subject, subject_id, &perr)) {
+		fprintf(stderr, "retentiond: %s: \"%s\": %s\n", command, target,
+			perr);
+		return EXIT_USAGE;
+	}
+	if (reason && str_has_ctl(reason)) {
+		fprintf(stderr, "retentiond: %s: --reason must be one line "
+			"without control characters\n", command);
+		free(*subject);
+		free(*subject_id);
+		*subject = *subject_id = NULL;
+		return EXIT_USAGE;
+	}
+	return EXIT_OK;
+}
 
 int
 cmd_load_config(const struct cli *cli, struct config *cfg)

@@ -11,7 +11,6 @@
 #include "config.h"
 #include "db.h"
 #include "erasure.h"
-#include "hold.h"
 #include "log.h"
 
 static bool
@@ -48,19 +47,9 @@ cmd_erase(const struct cli *cli)
 		return EXIT_USAGE;
 	}
 	char *subject = NULL, *subject_id = NULL;
-	const char *perr = NULL;
-	if (!hold_parse_target(cli->argv[optind], &subject, &subject_id, &perr)) {
-		fprintf(stderr, "retentiond: erase: \"%s\": %s\n",
-			cli->argv[optind], perr);
+	if (cmd_request_args("erase", cli->argv[optind], reason, &subject,
+			     &subject_id) != EXIT_OK)
 		return EXIT_USAGE;
-	}
-	if (reason && str_has_ctl(reason)) {
-		fprintf(stderr, "retentiond: erase: --reason must be one line "
-			"without control characters\n");
-		free(subject);
-		free(subject_id);
-		return EXIT_USAGE;
-	}
 
 	struct config cfg;
 	PGconn *conn = NULL;

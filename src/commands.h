@@ -36,6 +36,12 @@ void cmd_teardown(struct config *cfg, PGconn *conn);
 /* Load and validate the config and secrets only (no database). */
 int cmd_load_config(const struct cli *cli, struct config *cfg);
 
+/* The SUBJECT:ID and --reason of a request from a person (erase, access):
+ * EXIT_OK with *subject and *subject_id (malloc'd), or EXIT_USAGE with the
+ * problem printed, naming COMMAND. */
+int cmd_request_args(const char *command, const char *target,
+		     const char *reason, char **subject, char **subject_id);
+
 int cmd_check(const struct cli *cli);
 int cmd_init_db(const struct cli *cli);
 int cmd_verify(const struct cli *cli);

@@ -18,7 +18,17 @@ erasure_add(PGconn *conn, const char *schema, const char *subject,
 	    const char *subject_id, const char *reason, long long *id,
 	    char **due_at, char **err)
 {
-	char *t = db_qualified(conn, schema, "erasure_requests");
+	return erasure_file_request(conn, schema, "erasure_requests", subject,
+				    subject_id, reason, id, due_at, err);
+}
+
+bool
+erasure_file_request(PGconn *conn, const char *schema, const char *table,
+		     const char *subject, const char *subject_id,
+		     const char *reason, long long *id, char **due_at,
+		     char **err)
+{
+	char *t = db_qualified(conn, schema, table);
 	char *sql = xasprintf("INSERT INTO %s (subject, subject_id, reason)"
 			      " VALUES ($1, $2, $3) RETURNING id, due_at::text", t);
 	const char *p[] = { subject, subject_id, reason };

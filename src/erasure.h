@@ -23,6 +23,13 @@ bool erasure_add(PGconn *conn, const char *schema, const char *subject,
 		 const char *subject_id, const char *reason, long long *id,
 		 char **due_at, char **err) MUSTCHECK;
 
+/* The same insert into TABLE (erasure_requests or access_requests, which
+ * share these columns and the one-month due date). */
+bool erasure_file_request(PGconn *conn, const char *schema, const char *table,
+			  const char *subject, const char *subject_id,
+			  const char *reason, long long *id, char **due_at,
+			  char **err) MUSTCHECK;
+
 struct driver_ctx;
 
 /*
