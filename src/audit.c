@@ -216,52 +216,6 @@ walk_rows(PGconn *conn, const char *qschema, long long after_id,
 	return status;
 }
 
-int
-audit_verify(PGconn *conn, const char *schema, struct audit_verify_result *r,
-	     char **err)
-{
-	struct walk w;
-	char *e = NULL;
-	int status;
-
-	memset(r, 0, sizeof(*r));
-	memset(&w, 0, sizeof(w));
-	snprintf(w.expect, sizeof(w.expect), "%s", AUDIT_GENESIS_HASH);
-	snprintf(r->last_hash, sizeof(r->last_hash), "%s", AUDIT_GENESIS_HASH);
-
-	char *qschema = db_ident(conn, schema);
-	if (!qschema) {
-		*err = db_error(conn, NULL);
-		return -1;
-	}
-	/* One snapshot: the head and the rows agree unless someone bypassed
-	 * the trigger, however busy writers are meanwhile. */
-	if (!db_exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", &e)) {
-		*err = e;
-		free(qschema);
-		return -1;
-	}
-	if (!load_head(conn, qschema, &w, &e)) {
-		*err = xasprintf("could not read the audit head: %s", e);
-		free(e);
-		status = -1;
-	} else {
-		status = walk_rows(conn, qschema, (long long)INT64_MIN, &w, r,
-				   err);
-		if (status == 0)
-			status = check_head(&w, r);
-	}
-	free(qschema);
-	if (!db_exec(conn, status < 0 ? "ROLLBACK" : "COMMIT", &e)) {
-		if (status >= 0) {
-			*err = e;
-			return -1;
-		}
-		free(e);
-	}
-	return status;
-}
-
 /* Does row FROM_ID still carry FROM_HASH, and hash to it? 1 yes, 0 no,
  * -1 error. */
 static int
@@ -294,10 +248,14 @@ from_row_intact(PGconn *conn, const char *qschema, long long from_id,
 	return ok;
 }
 
-int
-audit_verify_from(PGconn *conn, const char *schema, long long from_id,
-		  const char *from_hash, struct audit_verify_result *r,
-		  char **err)
+/*
+ * The walk both checks share, in one snapshot: from the first row
+ * (FROM_HASH NULL), or from row FROM_ID, which must still carry
+ * FROM_HASH (else AUDIT_FROM_GONE).
+ */
+static int
+verify(PGconn *conn, const char *schema, long long from_id,
+       const char *from_hash, struct audit_verify_result *r, char **err)
 {
 	struct walk w;
 	char *e = NULL;
@@ -305,30 +263,40 @@ audit_verify_from(PGconn *conn, const char *schema, long long from_id,
 
 	memset(r, 0, sizeof(*r));
 	memset(&w, 0, sizeof(w));
-	/* the known-good link stands for every row up to it */
-	snprintf(w.expect, sizeof(w.expect), "%s", from_hash);
-	snprintf(r->last_hash, sizeof(r->last_hash), "%s", from_hash);
-	w.any = true;
-	w.last_id = r->last_id = from_id;
+	/* a known-good link stands for every row up to it */
+	const char *start = from_hash ? from_hash : AUDIT_GENESIS_HASH;
+	snprintf(w.expect, sizeof(w.expect), "%s", start);
+	snprintf(r->last_hash, sizeof(r->last_hash), "%s", start);
+	if (from_hash) {
+		w.any = true;
+		w.last_id = r->last_id = from_id;
+	}
 
 	char *qschema = db_ident(conn, schema);
 	if (!qschema) {
 		*err = db_error(conn, NULL);
 		return -1;
 	}
+	/* One snapshot: the head and the rows agree unless someone bypassed
+	 * the trigger, however busy writers are meanwhile. */
 	if (!db_exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", &e)) {
 		*err = e;
 		free(qschema);
 		return -1;
 	}
-	status = from_row_intact(conn, qschema, from_id, from_hash, err);
+	status = from_hash ? from_row_intact(conn, qschema, from_id, from_hash,
+					     err)
+			   : 1;
 	if (status == 1) {
 		if (!load_head(conn, qschema, &w, &e)) {
 			*err = xasprintf("could not read the audit head: %s", e);
 			free(e);
 			status = -1;
 		} else {
-			status = walk_rows(conn, qschema, from_id, &w, r, err);
+			status = walk_rows(conn, qschema,
+					   from_hash ? from_id
+						     : (long long)INT64_MIN,
+					   &w, r, err);
 			if (status == 0)
 				status = check_head(&w, r);
 		}
@@ -344,6 +312,21 @@ audit_verify_from(PGconn *conn, const char *schema, long long from_id,
 		free(e);
 	}
 	return status;
+}
+
+int
+audit_verify(PGconn *conn, const char *schema, struct audit_verify_result *r,
+	     char **err)
+{
+	return verify(conn, schema, 0, NULL, r, err);
+}
+
+int
+audit_verify_from(PGconn *conn, const char *schema, long long from_id,
+		  const char *from_hash, struct audit_verify_result *r,
+		  char **err)
+{
+	return verify(conn, schema, from_id, from_hash, r, err);
 }
 
 bool
