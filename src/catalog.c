@@ -597,3 +597,20 @@ catalog_check_rules(PGconn *conn, const struct config *cfg, struct diag *diag)
 		free(err);
 	}
 }
+
+PGresult *
+catalog_referencing_keys(PGconn *conn, const char *oid, char **err)
+{
+	const char *p[] = { oid };
+	return db_query(conn,
+		"SELECT c.oid, n.nspname, r.relname, c.confdeltype,"
+		"  ca.attname, pa.attname, c.conrelid = c.confrelid"
+		" FROM pg_constraint c"
+		" JOIN pg_class r ON r.oid = c.conrelid"
+		" JOIN pg_namespace n ON n.oid = r.relnamespace"
+		" CROSS JOIN LATERAL unnest(c.conkey, c.confkey) AS k(ck, pk)"
+		" JOIN pg_attribute ca ON ca.attrelid = c.conrelid AND ca.attnum = k.ck"
+		" JOIN pg_attribute pa ON pa.attrelid = c.confrelid AND pa.attnum = k.pk"
+		" WHERE c.contype = 'f' AND c.confrelid = $1::oid AND c.conparentid = 0"
+		" ORDER BY c.oid", 1, p, err);
+}

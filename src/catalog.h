@@ -44,6 +44,15 @@ bool catalog_is_datetime(const struct catalog_column *col);
 bool catalog_is_text(const struct catalog_column *col);
 
 /* Whether an index starts with column ATTNUM of table OID. */
+/*
+ * The foreign keys that point at table OID, one row per column pair,
+ * ordered by constraint: (constraint oid, child schema, child table,
+ * confdeltype, child column, parent column, self-reference 't'/'f').
+ * NULL with *err on failure.
+ */
+PGresult *catalog_referencing_keys(PGconn *conn, const char *oid,
+				   char **err) MUSTCHECK;
+
 bool catalog_has_index_on(PGconn *conn, const struct catalog_table *t,
 			  const struct catalog_column *col, bool *has,
 			  char **err) MUSTCHECK;

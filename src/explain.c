@@ -56,19 +56,7 @@ count_refs(PGconn *conn, const struct plan *rs, const char *cutoff,
 	   const char *blocked,
 	   struct report_explain *e, char **err)
 {
-	const char *p[] = { rs->oid };
-	PGresult *res = db_query(conn,
-		"SELECT c.oid, n.nspname, r.relname, ca.attname, pa.attname,"
-		"  c.conrelid = c.confrelid"
-		" FROM pg_constraint c"
-		" JOIN pg_class r ON r.oid = c.conrelid"
-		" JOIN pg_namespace n ON n.oid = r.relnamespace"
-		" CROSS JOIN LATERAL unnest(c.conkey, c.confkey) AS k(ck, pk)"
-		" JOIN pg_attribute ca ON ca.attrelid = c.conrelid AND ca.attnum = k.ck"
-		" JOIN pg_attribute pa ON pa.attrelid = c.confrelid AND pa.attnum = k.pk"
-		" WHERE c.contype = 'f' AND c.confrelid = $1::oid AND c.conparentid = 0"
-		"   AND c.confdeltype NOT IN ('c', 'n', 'd')"
-		" ORDER BY c.oid", 1, p, err);
+	PGresult *res = catalog_referencing_keys(conn, rs->oid, err);
 	if (!res)
 		return false;
 
@@ -81,6 +69,10 @@ count_refs(PGconn *conn, const struct plan *rs, const char *cutoff,
 	sb_add(&sql, "SELECT ");
 	for (int i = 0; i < PQntuples(res); i++) {
 		const char *conoid = PQgetvalue(res, i, 0);
+		/* CASCADE, SET NULL and SET DEFAULT never block a row */
+		char deltype = PQgetvalue(res, i, 3)[0];
+		if (deltype == 'c' || deltype == 'n' || deltype == 'd')
+			continue;
 		if (strcmp(conoid, prev) != 0) {
 			char *child = db_qualified(conn, PQgetvalue(res, i, 1),
 						   PQgetvalue(res, i, 2));
@@ -92,7 +84,7 @@ count_refs(PGconn *conn, const struct plan *rs, const char *cutoff,
 			}
 			sb_printf(&sql, "%scount(*) FILTER (WHERE EXISTS (SELECT 1"
 				  " FROM %s c WHERE %s", n ? "), " : "", child,
-				  PQgetvalue(res, i, 5)[0] == 't'
+				  PQgetvalue(res, i, 6)[0] == 't'
 					  ? "c.ctid <> t.ctid" : "true");
 			free(child);
 			names = xreallocarray(names, n + 1, sizeof(*names));
@@ -100,8 +92,8 @@ count_refs(PGconn *conn, const struct plan *rs, const char *cutoff,
 					       PQgetvalue(res, i, 2));
 			prev = conoid;
 		}
-		char *cc = db_ident(conn, PQgetvalue(res, i, 3));
-		char *pc = db_ident(conn, PQgetvalue(res, i, 4));
+		char *cc = db_ident(conn, PQgetvalue(res, i, 4));
+		char *pc = db_ident(conn, PQgetvalue(res, i, 5));
 		if (!cc || !pc) {
 			free(cc);
 			free(pc);

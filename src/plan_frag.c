@@ -138,18 +138,7 @@ plan_frag_deidentify(PGconn *conn, const struct config *cfg, struct plan *rs,
 bool
 plan_frag_references(PGconn *conn, struct plan *rs, char **err)
 {
-	const char *p[] = { rs->oid };
-	PGresult *res = db_query(conn,
-		"SELECT c.oid, n.nspname, r.relname, c.confdeltype,"
-		"  ca.attname, pa.attname, c.conrelid = c.confrelid"
-		" FROM pg_constraint c"
-		" JOIN pg_class r ON r.oid = c.conrelid"
-		" JOIN pg_namespace n ON n.oid = r.relnamespace"
-		" CROSS JOIN LATERAL unnest(c.conkey, c.confkey) AS k(ck, pk)"
-		" JOIN pg_attribute ca ON ca.attrelid = c.conrelid AND ca.attnum = k.ck"
-		" JOIN pg_attribute pa ON pa.attrelid = c.confrelid AND pa.attnum = k.pk"
-		" WHERE c.contype = 'f' AND c.confrelid = $1::oid AND c.conparentid = 0"
-		" ORDER BY c.oid", 1, p, err);
+	PGresult *res = catalog_referencing_keys(conn, rs->oid, err);
 	if (!res)
 		return false;
 
