@@ -587,7 +587,12 @@ rules = ( {{ name = "events"; policy = "p"; table = "events"; age_column = "at";
                           dbname="big")
         large = self.rss_kib(config, "customer:1")
         self.assertLess(large, small + 4096, (small, large))
-        self.assertLess(large, 20 * 1024)
+        # the target, 20 MiB, is the program's; a sanitizer build adds its
+        # shadow memory and runtime (21 MiB measured under ASan+UBSan),
+        # so there only the flatness above is the test
+        with open(harness.RETENTIOND, "rb") as f:
+            sanitized = b"__asan_init" in f.read()
+        self.assertLess(large, (40 if sanitized else 20) * 1024, (small, large))
 
 
 if __name__ == "__main__":
