@@ -1,5 +1,6 @@
 #include "subject_graph.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -112,6 +113,8 @@ static size_t
 add_table(struct subject_graph *g, const struct config *cfg,
 	  const char *schema, const char *table, int depth)
 {
+	/* every rule and subject has both: config validation requires them */
+	assert(schema && table);
 	size_t i = find_table(g, schema, table);
 	if (i != (size_t)-1)
 		return i;
