@@ -195,6 +195,24 @@ class CheckTest(harness.IntegrationTest):
 
     # --- the promises ------------------------------------------------------
 
+    def test_the_example_config_is_valid(self):
+        """etc/retentiond.conf, which admins copy and the package installs:
+        every key it shows must parse and validate (the database need not
+        be there: that is a warning)."""
+        with open(os.path.join(harness.SRCDIR, "etc", "retentiond.conf")) as f:
+            text = f.read()
+        text = re.sub(r'(?m)^(\s*conninfo\s*=\s*)"[^"]*"',
+                      r'\1"host=/nonexistent dbname=check"', text)
+        conf = harness.write_config(os.path.join(self.tmp, "example.conf"), text)
+        creds = os.path.join(self.tmp, "creds")
+        os.mkdir(creds, 0o700)
+        for name, value in (("db-password", "password"), ("smtp-password", "password"),
+                            ("pseudonym-key", "0123456789abcdef0123456789abcdef")):
+            harness.write_secret(os.path.join(creds, name), value)
+        proc = harness.run(["check"], config=conf, env={"CREDENTIALS_DIRECTORY": creds})
+        self.assertExit(proc, 0)
+        self.assertOutput(proc, r"^configuration OK", stream="stdout")
+
     def test_good_config_is_ok(self):
         proc, cfg = self.check([
             rule("events", "public.events"),
