@@ -19,6 +19,7 @@ Promises checked:
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -284,6 +285,46 @@ class StandbyTest(IntegrationTest):
         self.assertOutput(proc, r"waited [0-9.]+ s for standbys \(max_replica_lag\)",
                           stream="stdout")
 
+    def test_a_stalled_standby_counts_as_behind_when_replay_lag_is_stale(self):
+        # replay_lag and replay_lsn change only when the standby replies,
+        # and it replies when WAL arrives (or every
+        # wal_receiver_status_interval, 10 s). Replay paused, then one
+        # small write (replay_lag about 0), one batch, and a 3 s pause in
+        # which nothing is written: replay_lag still says about 0, but the
+        # standby has not replayed what the primary wrote 3 s ago. The
+        # second batch must wait; trusting replay_lag alone, it would run.
+        seed(self.cluster, self.db, expired=30)
+        conf = self.conf(self.cluster.conninfo(self.db), rules=rule(
+            'batch_size = 10; pause = "3s"; max_replica_lag = "2s";'))
+        self.assertExit(run(["init-db"], config=conf), 0)
+        self.standby.wait_streaming()
+        self.standby.psql("SELECT pg_wal_replay_pause()")
+        self.addCleanup(self.standby.psql, "SELECT pg_wal_replay_resume()",
+                        check=False)
+        # committed synchronously: written, so pg_current_wal_lsn() is past
+        # it before the run starts
+        self.sql("SET synchronous_commit = on; "
+                 "CREATE TABLE other_writes (x int); "
+                 "INSERT INTO other_writes VALUES (1)")
+        logpath = os.path.join(self.tmp, "run.log")
+        with open(logpath, "w") as log:
+            proc = spawn(["run"], config=conf, stdout=log, stderr=log)
+            try:
+                wait_for(lambda: "waiting: standby replica1" in read(logpath)
+                         or proc.poll() is not None, 60, what="the wait")
+                self.assertIsNone(proc.poll(), read(logpath))
+                self.assertEqual(self.sql("SELECT count(*) FROM retention.actions"),
+                                 "1", read(logpath))
+                self.standby.psql("SELECT pg_wal_replay_resume()")
+                rc = proc.wait(timeout=120)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+        self.assertEqual(rc, 0, read(logpath))
+        self.assertEqual(self.sql("SELECT count(*) FROM events WHERE payload = 'old'"),
+                         "0")
+
     def test_erasure_batches_wait_too(self):
         self.sql("""
 CREATE TABLE events (id serial PRIMARY KEY, created_at timestamptz NOT NULL,
@@ -351,8 +392,13 @@ SELECT now() - interval '1 hour', 2 FROM generate_series(1, 10) g;
             proc = spawn(["daemon"] + ROOT_ARGS, config=conf, stdout=log,
                          stderr=log, env={"NOTIFY_SOCKET": notify.env})
             try:
-                notify.wait("STATUS=rule events: waiting for standby replica1 "
-                            "(local), ", timeout=60)
+                i = notify.wait("STATUS=rule events: waiting for standby "
+                                "replica1 (local), ", timeout=60)
+                # which standby, and how far behind
+                self.assertRegex(notify.snapshot()[i],
+                                 r"STATUS=rule events: waiting for standby "
+                                 r"replica1 \(local\), [0-9]+\.[0-9] s behind "
+                                 r"\(max_replica_lag 2\.0 s\)")
                 self.standby.psql("SELECT pg_wal_replay_resume()")
                 wait_for(lambda: self.sql("SELECT string_agg(status, ',') FROM "
                                           "retention.runs") == "ok", 60,
@@ -400,6 +446,48 @@ SELECT now() - interval '1 hour', 2 FROM generate_series(1, 10) g;
         self.assertExit(run(["run"], config=conf), 0)
         self.assertEqual(self.sql("SELECT count(*) FROM events WHERE payload = 'old'"),
                          "0")
+
+
+    def test_max_replica_lag_in_one_rule_needs_pg_monitor_too(self):
+        seed(self.cluster, self.db, expired=20)
+        role = "rulelag_" + self.db[-8:]
+        self.cluster.psql(f"CREATE ROLE {role} LOGIN")
+        # without the key anywhere: no pg_monitor asked for, no warning
+        plain = self.conf(self.cluster.conninfo(self.db), name="plain.conf")
+        self.assertExit(run(["init-db"], config=plain), 0)
+        proc = run(["grants", role], config=plain)
+        self.assertExit(proc, 0)
+        self.assertNotIn("pg_monitor", proc.stdout)
+        self.sql(proc.stdout)
+        proc = run(["check"], config=self.conf(
+            self.cluster.conninfo(self.db, user=role), name="plain_role.conf"))
+        self.assertExit(proc, 0)
+        self.assertNoOutput(proc, "max_replica_lag")
+
+        # the key in one rule only: grants asks for pg_monitor, and check
+        # warns at that rule
+        admin = self.conf(self.cluster.conninfo(self.db), name="admin.conf",
+                          rules=rule('max_replica_lag = "5s";'))
+        proc = run(["grants", role], config=admin)
+        self.assertExit(proc, 0)
+        self.assertIn(f'\nGRANT pg_monitor TO "{role}";\n', proc.stdout)
+        conf = self.conf(self.cluster.conninfo(self.db, user=role),
+                         rules=rule('max_replica_lag = "5s";'))
+        text = read(conf).splitlines()
+        first = next(i for i, l in enumerate(text, 1) if l.startswith("rules = ("))
+        last = next(i for i, l in enumerate(text, 1) if l.startswith(");"))
+        proc = run(["check"], config=conf)
+        self.assertExit(proc, 0)
+        found = re.search(re.escape(conf) + r":([0-9]+): warning: max_replica_lag "
+                          f'is set, but role "{role}" cannot see how far '
+                          r"standbys replay", proc.stderr)
+        self.assertIsNotNone(found, proc.stderr)
+        self.assertTrue(first < int(found.group(1)) < last, proc.stderr)
+        # and the rule fails rather than run unwatched
+        proc = run(["run"], config=conf)
+        self.assertExit(proc, 1)
+        self.assertEqual(self.sql("SELECT count(*) FROM events WHERE payload = 'old'"),
+                         "20")
 
 
 class FailoverTest(IntegrationTest):
