@@ -185,18 +185,24 @@ class StandbyTest(IntegrationTest):
                          before)
 
     def test_daemon_treats_a_standby_like_a_database_that_is_down(self):
+        from test_daemon import NotifyListener
         self.ready()
         conf = self.conf(self.standby.conninfo(self.db),
                          extra='schedule: { interval = "1s"; };')
+        notify = NotifyListener(os.path.join(self.tmp, "notify.sock"))
+        self.addCleanup(notify.close)
         logpath = os.path.join(self.tmp, "daemon.log")
         with open(logpath, "w") as log:
             proc = spawn(["daemon"] + ROOT_ARGS, config=conf, stdout=log,
-                         stderr=log)
+                         stderr=log, env={"NOTIFY_SOCKET": notify.env})
             try:
                 wait_for(lambda: "retrying with backoff" in read(logpath), 30,
                          what=f"the backoff in the log:\n{read(logpath)}")
                 time.sleep(3)   # several intervals: still waiting, alive
                 self.assertIsNone(proc.poll(), read(logpath))
+                # what systemd shows for a database that is down
+                notify.wait("STATUS=database unreachable, retrying in ")
+                self.assertIsNone(notify.find("READY=1"), notify.snapshot())
             finally:
                 proc.send_signal(signal.SIGTERM)
                 rc = proc.wait(timeout=30)
