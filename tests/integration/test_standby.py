@@ -453,7 +453,6 @@ SELECT now() - interval '1 hour', 2 FROM generate_series(1, 10) g;
         self.assertEqual(self.sql("SELECT count(*) FROM events WHERE payload = 'old'"),
                          "0")
 
-
     def test_max_replica_lag_in_one_rule_needs_pg_monitor_too(self):
         seed(self.cluster, self.db, expired=20)
         role = "rulelag_" + self.db[-8:]
