@@ -45,6 +45,14 @@ def wait_for(predicate, timeout=30, interval=0.1, what="condition"):
         time.sleep(interval)
 
 
+# After replay resumes, the wait must end within RESUMED_S; what is left of
+# a run of tiny batches (thousands of them, each with its pause) may then
+# take longer on a busy machine, within RUN_S.
+RESUMED_S = 60
+RUN_S = 300
+AGAIN = "standbys within max_replica_lag again after"
+
+
 def read(path):
     with open(path, errors="replace") as f:
         return f.read()
@@ -264,16 +272,16 @@ class StandbyTest(IntegrationTest):
                 self.assertIsNone(proc.poll(), read(logpath))
                 self.assertEqual(self.sql("SELECT count(*) FROM events "
                                           "WHERE payload = 'old'"), left)
-                t_resume = time.monotonic()
                 self.standby.psql("SELECT pg_wal_replay_resume()")
-                rc = proc.wait(timeout=60)
+                wait_for(lambda: AGAIN in read(logpath), RESUMED_S,
+                         what=f"the wait to end:\n{read(logpath)}")
+                rc = proc.wait(timeout=RUN_S)
             finally:
                 if proc.poll() is None:
                     proc.kill()
                     proc.wait()
         text = read(logpath)
         self.assertEqual(rc, 0, text)
-        self.assertLess(time.monotonic() - t_resume, 60)
         self.assertRegex(text, r'rule "events": waiting: standby replica1 \(local\) '
                                r'replays [0-9.]+ s behind, more than '
                                r'max_replica_lag \(2\.0 s\)')
@@ -366,7 +374,9 @@ SELECT now() - interval '1 hour', 2 FROM generate_series(1, 10) g;
                 self.assertEqual(self.sql("SELECT count(*) FROM events "
                                           "WHERE customer_id = 1"), left)
                 self.standby.psql("SELECT pg_wal_replay_resume()")
-                rc = proc.wait(timeout=120)
+                wait_for(lambda: AGAIN in read(logpath), RESUMED_S,
+                         what=f"the wait to end:\n{read(logpath)}")
+                rc = proc.wait(timeout=RUN_S)
             finally:
                 if proc.poll() is None:
                     proc.kill()
@@ -406,8 +416,10 @@ SELECT now() - interval '1 hour', 2 FROM generate_series(1, 10) g;
                                  r"replica1 \(local\), [0-9]+\.[0-9] s behind "
                                  r"\(max_replica_lag 2\.0 s\)")
                 self.standby.psql("SELECT pg_wal_replay_resume()")
+                wait_for(lambda: AGAIN in read(logpath), RESUMED_S,
+                         what=f"the wait to end:\n{read(logpath)}")
                 wait_for(lambda: self.sql("SELECT string_agg(status, ',') FROM "
-                                          "retention.runs") == "ok", 60,
+                                          "retention.runs") == "ok", RUN_S,
                          what=f"the cycle to finish:\n{read(logpath)}")
             finally:
                 proc.send_signal(signal.SIGTERM)
