@@ -13,13 +13,18 @@ long long
 driver_adapt(long long limit, double elapsed_ms, double target_ms,
 	     long long first, long long floor)
 {
-	/* one slow batch (a checkpoint, a lock) must not swing the size */
 	double want = (double)limit * target_ms / (elapsed_ms > 1 ? elapsed_ms : 1);
-	if (want > (double)limit * 2)
-		want = (double)limit * 2;
+	/* Growing, a batch's fixed costs (its round trips, the commit) make
+	 * a small batch look slower per row than a big one, so the estimate
+	 * errs short and may be followed fast: a backlog of a million rows
+	 * is gone in the batches a slower climb would still spend growing.
+	 * Shrinking, one slow batch (a checkpoint, a lock) must not swing
+	 * the size. */
+	if (want > (double)limit * DRIVER_GROWTH)
+		want = (double)limit * DRIVER_GROWTH;
 	if (want < (double)limit / 2)
 		want = (double)limit / 2;
-	long long ceiling = first * 10;
+	long long ceiling = first * DRIVER_CEILING;
 	if (want > (double)ceiling)
 		want = (double)ceiling;
 	return want < (double)floor ? floor : (long long)want;
@@ -109,6 +114,13 @@ driver_step(const struct driver_config *dc, const struct driver_state *s,
 			s->gentle ? dc->busy_target_ms : dc->target_ms,
 			dc->batch_size, s->gentle ? dc->busy_floor : 1);
 		d.action = DRIVER_PAUSE;
+		/* While others write, a pause no longer than a batch: the
+		 * batches are short and flushed at their commits, which is
+		 * what keeps the application's commits fast (busy.h); a long
+		 * pause after each would only make retentiond slower than a
+		 * naive loop. Alone, the configured pause. */
+		d.pause_ms = s->gentle && dc->busy_target_ms < dc->pause_ms
+			? dc->busy_target_ms : dc->pause_ms;
 		return d;
 	case DRIVER_EV_PAUSED:
 		if (e->busy == s->gentle)
@@ -184,11 +196,10 @@ wal_position(const struct driver_ctx *d)
 /* Pause between batches; while pausing, watch whether others write WAL
  * (busy.h). Returns whether retentiond should be gentle now. */
 static bool
-pause_and_watch(const struct driver_ctx *d, const struct rule *r,
-		struct busy *busy, bool watch, double rule_deadline)
+pause_and_watch(const struct driver_ctx *d, double pause, struct busy *busy,
+		bool watch, double rule_deadline)
 {
 	/* never past max_runtime, however long the configured pause */
-	double pause = (double)duration_ms(&r->limits.pause);
 	double left = fmin(d->deadline_ms, rule_deadline) - monotonic_ms();
 	long long before = watch ? wal_position(d) : -1;
 	sleep_ms(fmin(pause, left));
@@ -285,6 +296,7 @@ driver_run(const struct driver_ctx *d, struct plan *rs, size_t ti,
 		 * target would shrink batches to single rows */
 		.busy_floor = r->limits.batch_size < BUSY_MIN_ROWS
 			? r->limits.batch_size : BUSY_MIN_ROWS,
+		.pause_ms = (double)duration_ms(&r->limits.pause),
 	};
 	bool watch = dc.busy_target_ms > 0 && dc.busy_target_ms < target;
 	double deadline = fmin(d->deadline_ms, rule_deadline);
@@ -410,7 +422,8 @@ driver_run(const struct driver_ctx *d, struct plan *rs, size_t ti,
 			break;
 		}
 		ev = (struct driver_event){ .kind = DRIVER_EV_PAUSED,
-			.busy = pause_and_watch(d, r, &busy, watch, rule_deadline) };
+			.busy = pause_and_watch(d, dd.pause_ms, &busy, watch,
+						rule_deadline) };
 		dd = driver_step(&dc, &s, &ev);
 		s = dd.state;
 		if (dd.gentle_changed)

@@ -29,13 +29,20 @@
 /* How long a range batch may wait for a row lock someone else holds
  * before it gives up and the batch is redone skipping that row. */
 #define DRIVER_ROW_LOCK_WAIT_MS 10
+/* A batch grows by at most this factor on its way to batch_target, and to
+ * at most DRIVER_CEILING times batch_size: bigger batches measured no
+ * faster per row (bench/README.md, issue 20), and they hold their locks
+ * longer. */
+#define DRIVER_GROWTH 4
+#define DRIVER_CEILING 10
 
 /* What stays fixed while one target is worked through. */
 struct driver_config {
-	long long batch_size;	/* the first batch; at most 10x that */
+	long long batch_size;	/* the first batch; DRIVER_CEILING x at most */
 	double target_ms;	/* batch_target */
 	double busy_target_ms;	/* busy_batch_target, while others write */
 	long long busy_floor;	/* fewest rows per batch while gentle */
+	double pause_ms;	/* pause */
 };
 
 struct driver_state {
@@ -79,6 +86,7 @@ struct driver_decision {
 	enum driver_action action;
 	struct driver_state state;
 	bool range;		/* RUN: by age range, else by row */
+	double pause_ms;	/* PAUSE: how long */
 	bool gentle_changed;	/* PAUSED: switch the commit mode */
 	bool report_error;	/* FINISH: the failure's message matters */
 	enum rule_outcome outcome;	/* FINISH */
@@ -92,8 +100,9 @@ struct driver_decision driver_step(const struct driver_config *dc,
 				   const struct driver_state *s,
 				   const struct driver_event *e);
 
-/* Next batch size: aim for TARGET_MS, changing by at most a factor of two
- * per batch; at most 10x FIRST, at least FLOOR. */
+/* Next batch size: aim for TARGET_MS, growing by at most DRIVER_GROWTH and
+ * shrinking by at most half per batch; at most DRIVER_CEILING x FIRST, at
+ * least FLOOR. */
 long long driver_adapt(long long limit, double elapsed_ms, double target_ms,
 		       long long first, long long floor);
 

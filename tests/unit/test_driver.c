@@ -13,6 +13,7 @@ static const struct driver_config dc = {
 	.target_ms = 200,
 	.busy_target_ms = 20,
 	.busy_floor = 500,
+	.pause_ms = 50,
 };
 
 struct adapt_case {
@@ -31,14 +32,18 @@ test_adapt(void **state)
 		/* toward the target, linearly within the factor of two */
 		{ 1000, 400, 200, 1000, 1, 500 },
 		{ 1000, 160, 200, 1000, 1, 1250 },
-		/* at most x2 per step however fast */
-		{ 1000, 10, 200, 1000, 1, 2000 },
-		{ 1000, 0, 200, 1000, 1, 2000 },
+		{ 1000, 100, 200, 1000, 1, 2000 },
+		{ 1000, 80, 200, 1000, 1, 2500 },
+		/* at most x4 per step however fast */
+		{ 1000, 40, 200, 1000, 1, 4000 },
+		{ 1000, 10, 200, 1000, 1, 4000 },
+		{ 1000, 0, 200, 1000, 1, 4000 },
 		/* at most /2 per step however slow */
 		{ 1000, 100000, 200, 1000, 1, 500 },
 		/* never above ten times the first batch */
-		{ 8000, 10, 200, 1000, 1, 10000 },
+		{ 3000, 10, 200, 1000, 1, 10000 },
 		{ 10000, 10, 200, 1000, 1, 10000 },
+		{ 10000, 400, 200, 1000, 1, 5000 },
 		/* never below the floor */
 		{ 600, 100000, 200, 1000, 500, 500 },
 		{ 1, 100000, 200, 1000, 1, 1 },
@@ -229,6 +234,8 @@ test_batches(void **state)
 					   .elapsed_ms = 100 });
 	assert_int_equal(d.action, DRIVER_PAUSE);
 	assert_int_equal(d.state.limit, 2000);
+	/* alone: the configured pause */
+	assert_true(d.pause_ms == 50);
 	s = d.state;
 	d = step(&s, (struct driver_event){ .kind = DRIVER_EV_READY,
 					   .deadline_ms = 1 });
@@ -281,6 +288,14 @@ test_busy_switching(void **state)
 	d = step(&s, (struct driver_event){ .kind = DRIVER_EV_BATCH,
 					   .elapsed_ms = 40 });
 	assert_int_equal(d.state.limit, 500);
+	/* ... and pause no longer than the busy target */
+	assert_int_equal(d.action, DRIVER_PAUSE);
+	assert_true(d.pause_ms == 20);
+	/* a configured pause shorter than that stays */
+	struct driver_config short_pause = dc;
+	short_pause.pause_ms = 5;
+	struct driver_event ev = { .kind = DRIVER_EV_BATCH, .elapsed_ms = 40 };
+	assert_true(driver_step(&short_pause, &s, &ev).pause_ms == 5);
 	s.limit = 2000;
 	d = step(&s, (struct driver_event){ .kind = DRIVER_EV_BATCH,
 					   .elapsed_ms = 40 });
@@ -290,6 +305,10 @@ test_busy_switching(void **state)
 	assert_true(d.gentle_changed);
 	assert_false(d.state.gentle);
 	assert_int_equal(d.state.limit, 2000);
+	s = d.state;
+	d = step(&s, (struct driver_event){ .kind = DRIVER_EV_BATCH,
+					   .elapsed_ms = 40 });
+	assert_true(d.pause_ms == 50);
 }
 
 int
