@@ -252,6 +252,21 @@ apply_rule(const struct driver_ctx *d, const struct rule *r,
 		return;
 	long long kept = 0;
 	const struct rule *under = NULL;
+	if (dry_run) {
+		/* the plan deletes nothing: rows only its own deletes would
+		 * free are counted as going */
+		long long stay = 0;
+		if (!erasure_walk_staying(d->conn, w, (size_t)i, r->where,
+					  eo->subject_id, &stay, &err)) {
+			rr->message = err;
+			rr->failed = true;
+			return;
+		}
+		if (stay < rr->blocked) {
+			rr->rows += rr->blocked - stay;
+			rr->blocked = stay;
+		}
+	}
 	if (!erasure_walk_kept(d->conn, w, (size_t)i, r->where, eo->subject_id,
 			       &kept, &under, &err)) {
 		free(rr->message);
@@ -265,6 +280,8 @@ apply_rule(const struct driver_ctx *d, const struct rule *r,
 		rr->kept_under = under;
 		erasure_walk_hold(w, (size_t)i, under);
 	}
+	if (rr->blocked > 0)
+		w->blocker[i] = true;
 }
 
 /* SPEC §11: every part kept with its rule and policy ("kept"), the tables

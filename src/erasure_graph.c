@@ -24,6 +24,10 @@ erasure_walk_init(PGconn *conn, const struct config *cfg, const char *kind,
 				       &w->g, err))
 		return false;
 	w->holder = xcalloc(w->g.n ? w->g.n : 1, sizeof(*w->holder));
+	w->blocker = xcalloc(w->g.n ? w->g.n : 1, sizeof(*w->blocker));
+	for (size_t i = 0; i < w->g.n; i++)
+		w->blocker[i] = w->g.tables[i].depth > 0 &&
+				w->g.tables[i].n_rules == 0;
 	return true;
 }
 
@@ -32,6 +36,7 @@ erasure_walk_fini(struct erasure_walk *w)
 {
 	subject_graph_free(&w->g);
 	free(w->holder);
+	free(w->blocker);
 	memset(w, 0, sizeof(*w));
 }
 
@@ -103,10 +108,13 @@ erasure_walk_hold(struct erasure_walk *w, size_t i, const struct rule *r)
 		w->holder[i] = r;
 }
 
-bool
-erasure_walk_kept(PGconn *conn, const struct erasure_walk *w, size_t i,
-		  const char *where, const char *subject_id, long long *n,
-		  const struct rule **under, char **err)
+/* Table I's rows (and WHERE's) that rows staying in a child table refer
+ * to: held ones (*under: the rule of the first such child), and with
+ * BLOCKERS also those of tables that block. */
+static bool
+referenced(PGconn *conn, const struct erasure_walk *w, size_t i,
+	   const char *where, const char *subject_id, bool blockers,
+	   long long *n, const struct rule **under, char **err)
 {
 	struct strbuf any = STRBUF_INIT;
 	bool ok = true;
@@ -116,7 +124,8 @@ erasure_walk_kept(PGconn *conn, const struct erasure_walk *w, size_t i,
 	*under = NULL;
 	for (size_t k = 0; k < w->g.n_edges && ok; k++) {
 		const struct sg_edge *e = &w->g.edges[k];
-		if (e->parent != i || !w->holder[e->child])
+		if (e->parent != i ||
+		    !(w->holder[e->child] || (blockers && w->blocker[e->child])))
 			continue;
 		char *term = subject_graph_referenced(conn, &w->g, e,
 				w->g.tables[e->child].predicate);
@@ -126,7 +135,7 @@ erasure_walk_kept(PGconn *conn, const struct erasure_walk *w, size_t i,
 			break;
 		}
 		long long c = 0;
-		if (!*under) {
+		if (!*under && w->holder[e->child]) {
 			char *x = where ? xasprintf("(%s) AND %s", where, term)
 					: xstrdup(term);
 			ok = erasure_walk_count(conn, w, i, x, subject_id, &c,
@@ -141,7 +150,7 @@ erasure_walk_kept(PGconn *conn, const struct erasure_walk *w, size_t i,
 		free(term);
 	}
 	/* rows that several tables keep are counted once */
-	if (ok && *under && terms > 1) {
+	if (ok && terms > 0 && (terms > 1 || !*under)) {
 		char *x = where ? xasprintf("(%s) AND (%s)", where, any.s)
 				: xstrdup(any.s);
 		ok = erasure_walk_count(conn, w, i, x, subject_id, n, err);
@@ -149,6 +158,23 @@ erasure_walk_kept(PGconn *conn, const struct erasure_walk *w, size_t i,
 	}
 	sb_free(&any);
 	return ok;
+}
+
+bool
+erasure_walk_kept(PGconn *conn, const struct erasure_walk *w, size_t i,
+		  const char *where, const char *subject_id, long long *n,
+		  const struct rule **under, char **err)
+{
+	return referenced(conn, w, i, where, subject_id, false, n, under, err);
+}
+
+bool
+erasure_walk_staying(PGconn *conn, const struct erasure_walk *w, size_t i,
+		     const char *where, const char *subject_id, long long *n,
+		     char **err)
+{
+	const struct rule *under;
+	return referenced(conn, w, i, where, subject_id, true, n, &under, err);
 }
 
 bool

@@ -27,6 +27,9 @@ struct erasure_walk {
 	 * refer to (a keep or de-identify rule, or the one a kept parent
 	 * was kept under); NULL when nothing there stays */
 	const struct rule **holder;
+	/* per table: rows there stay and block what they refer to (no rule
+	 * covers the table, or its rows were left blocked) */
+	bool *blocker;
 };
 
 bool erasure_walk_init(PGconn *conn, const struct config *cfg,
@@ -58,6 +61,13 @@ bool erasure_walk_kept(PGconn *conn, const struct erasure_walk *w, size_t i,
 		       const char *where, const char *subject_id,
 		       long long *n, const struct rule **under,
 		       char **err) MUSTCHECK;
+
+/* For a plan (nothing is deleted): how many of table I's rows (and
+ * WHERE's) rows that stay in a child table refer to, held or blocked; the
+ * rest of its referred-to rows go once their children have gone. */
+bool erasure_walk_staying(PGconn *conn, const struct erasure_walk *w,
+			  size_t i, const char *where, const char *subject_id,
+			  long long *n, char **err) MUSTCHECK;
 
 /* Every table of the graph, reached by a foreign key, that no rule covers
  * and that still has rows of the subject: appended to EO->blocks. */

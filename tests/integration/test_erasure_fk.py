@@ -121,10 +121,17 @@ rules = (
                                   f"retention.erasure_requests WHERE id = {rid}").split("|", 1)
         return status, json.loads(detail)
 
-    def erase_and_run(self, conf, who="customer:51", code=0, deidentified=0):
+    def erase_and_run(self, conf, who="customer:51", code=0, deidentified=0, plan=None):
         self.assertExit(self.rd(conf, "init-db"), 0)
         before = self.rows()
         self.assertExit(self.rd(conf, "erase", who, "--reason", "asked by mail"), 0)
+        if plan:
+            # the plan foresees the outcome, and changes nothing
+            proc = self.rd(conf, "plan")
+            self.assertExit(proc, 0)
+            self.assertOutput(proc, rf"erasure request 1 \(.*\): would be {plan}$",
+                              stream="stdout")
+            self.assertEqual(self.rows(), before)
         proc = self.rd(conf, "run")
         self.assertExit(proc, code)
         after = self.rows()
@@ -144,7 +151,7 @@ rules = (
     def test_child_with_a_delete_rule_goes_first_and_the_request_is_done(self):
         self.sql(SHOP)
         conf = self.config(ORDERS, SHIPMENTS_DELETE, INVOICES_DELETE)
-        proc, before, after = self.erase_and_run(conf)
+        proc, before, after = self.erase_and_run(conf, plan="done")
         self.assertEqual(after, {"orders": before["orders"] - 2,
                                  "shipments": before["shipments"] - 3,
                                  "invoices": before["invoices"] - 1})
@@ -166,7 +173,7 @@ rules = (
         self.sql(SHOP)
         self.sql("DELETE FROM shipments")
         conf = self.config(ORDERS, INVOICES_KEEP)
-        proc, before, after = self.erase_and_run(conf)
+        proc, before, after = self.erase_and_run(conf, plan="partial")
         # order 1 has an invoice (kept, and so the order is kept); order 2 goes
         self.assertEqual(self.sql("SELECT string_agg(id::text, ',' ORDER BY id) FROM orders"), "1,3")
         self.assertEqual(after["invoices"], before["invoices"])
@@ -194,7 +201,7 @@ rules = (
         self.sql(SHOP)
         self.sql("DELETE FROM invoices")
         conf = self.config(ORDERS, SHIPMENTS_DEID)
-        proc, before, after = self.erase_and_run(conf, deidentified=3)
+        proc, before, after = self.erase_and_run(conf, deidentified=3, plan="partial")
         self.assertEqual(self.sql("SELECT count(*) FROM shipments WHERE address = "
                                   f"'{ADDRESS}'"), "0")
         self.assertEqual(self.sql("SELECT string_agg(id::text, ',' ORDER BY id) FROM shipments "
@@ -221,7 +228,7 @@ CREATE TABLE order_flags (id int PRIMARY KEY, order_id int NOT NULL REFERENCES o
 INSERT INTO order_flags VALUES (1, 1, 7), (2, 2, 8), (3, 2, 9), (4, 3, 1);
 """)
         conf = self.config(ORDERS, SHIPMENTS_DELETE, INVOICES_DELETE)
-        proc, before, after = self.erase_and_run(conf)
+        proc, before, after = self.erase_and_run(conf, plan="pending")
         # the covered children went; the orders stay, blocked by order_flags
         self.assertEqual(self.sql("SELECT count(*) FROM orders WHERE customer_id = 51"), "2")
         self.assertEqual(self.sql("SELECT count(*) FROM shipments"), "1")
@@ -338,7 +345,7 @@ rules = (
     def test_shop_of_issue_18_ends_partial_with_its_kept_parts(self):
         self.sql(SHOP)
         conf = self.config(ORDERS, SHIPMENTS_DELETE, INVOICES_KEEP)
-        proc, before, after = self.erase_and_run(conf)
+        proc, before, after = self.erase_and_run(conf, plan="partial")
         # every shipment of the customer's orders is gone; the invoice stays,
         # and so does the order it refers to; the other order is gone
         self.assertEqual(self.sql("SELECT string_agg(id::text, ',' ORDER BY id) FROM shipments"), "30")
