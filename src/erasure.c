@@ -63,6 +63,32 @@ subject_held(PGconn *conn, const char *schema, const char *subject,
 	return true;
 }
 
+/* Rule R's rows of the subject by its subject_column, compared as text. */
+static bool
+count_by_subject(PGconn *conn, const struct rule *r, const char *subject_id,
+		 long long *n, char **err)
+{
+	char *t = db_qualified(conn, r->schema, r->table);
+	char *c = db_ident(conn, r->subject_column);
+	char *sql = t && c ? xasprintf("SELECT count(*) FROM %s t"
+				       " WHERE t.%s::text = $1", t, c)
+			   : NULL;
+	free(t);
+	free(c);
+	if (!sql) {
+		*err = db_error(conn, NULL);
+		return false;
+	}
+	const char *p[] = { subject_id };
+	PGresult *res = db_query(conn, sql, 1, p, err);
+	free(sql);
+	if (!res)
+		return false;
+	*n = atoll(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return true;
+}
+
 static char *
 detail_json(long long id, const char *subject, const char *subject_id,
 	    const struct rule *r, long long kept)
@@ -83,17 +109,22 @@ detail_json(long long id, const char *subject, const char *subject_id,
 }
 
 /* "keep": nothing changes; the audit trail says what stayed and why. Rows
- * are the graph's rows of the table (W, table I). */
+ * are table I's of the graph by PRED, or when PRED is NULL the rule's by
+ * its subject_column. */
 static void
 keep_rule(PGconn *conn, const struct config *cfg, const struct rule *r,
-	  struct erasure_walk *w, size_t i, struct erasure_outcome *eo,
-	  long long run_id, bool dry_run, struct erasure_rule_result *rr)
+	  struct erasure_walk *w, long i, const char *pred,
+	  struct erasure_outcome *eo, long long run_id, bool dry_run,
+	  struct erasure_rule_result *rr)
 {
 	char *err = NULL;
 
-	erasure_walk_hold(w, i, r);
-	if (!erasure_walk_count(conn, w, i, NULL, eo->subject_id, &rr->kept,
-				&err)) {
+	if (i >= 0)
+		erasure_walk_hold(w, (size_t)i, r);
+	if (!(pred ? erasure_walk_count(conn, w, (size_t)i, NULL,
+					eo->subject_id, &rr->kept, &err)
+		   : count_by_subject(conn, r, eo->subject_id, &rr->kept,
+				      &err))) {
 		rr->message = err;
 		rr->failed = true;
 		return;
@@ -206,25 +237,20 @@ apply_rule(const struct driver_ctx *d, const struct rule *r,
 
 	rr->rule = r;
 	rr->method = r->on_erasure;
-	if (r->on_erasure == ACTION_KEEP && i >= 0) {
-		keep_rule(d->conn, d->cfg, r, w, (size_t)i, eo, d->run_id,
+	/* A table that only the rule's own subject_column reaches keeps the
+	 * rule's condition, which compares as text (an ID that is not valid
+	 * for the column's type matches nothing, fails nothing); the graph's
+	 * predicate, when foreign keys reach it or the rule has another
+	 * subject or none. */
+	const struct sg_table *t = i >= 0 ? &w->g.tables[i] : NULL;
+	bool own = r->subject && strcmp(r->subject, eo->subject) == 0;
+	bool by_fk = t && t->reached_by && strstr(t->reached_by, "foreign key ");
+	const char *pred = t && (!own || by_fk) ? t->predicate : NULL;
+	if (r->on_erasure == ACTION_KEEP) {
+		keep_rule(d->conn, d->cfg, r, w, i, pred, eo, d->run_id,
 			  dry_run, rr);
 		return;
 	}
-	if (r->on_erasure == ACTION_KEEP) {
-		rr->message = xasprintf("table %s.%s is not among the subject's "
-					"tables", r->schema, r->table);
-		rr->failed = true;
-		return;
-	}
-	/* a table that only the rule's subject_column reaches keeps the
-	 * rule's own condition, which compares as text (an ID that is not
-	 * valid for the column's type matches nothing, fails nothing) */
-	const struct sg_table *t = i >= 0 ? &w->g.tables[i] : NULL;
-	const char *pred = t && t->reached_by &&
-				   strstr(t->reached_by, "foreign key ")
-			   ? t->predicate
-			   : NULL;
 	apply_pass(d, r, eo, pred, dry_run, rr);
 	for (int pass = 0; !dry_run && pass < SUBJECT_GRAPH_MAX_DEPTH &&
 			   !rr->failed && rr->left == 0 &&
