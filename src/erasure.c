@@ -173,15 +173,13 @@ note_left(const struct driver_ctx *d, struct plan *rs,
  * PRED, or by its subject_column when PRED is NULL. */
 static void
 apply_pass(const struct driver_ctx *d, const struct rule *r,
-	   struct erasure_outcome *eo, const char *pred, bool dry_run,
-	   struct erasure_rule_result *rr)
+	   struct erasure_outcome *eo, const char *pred, double deadline,
+	   bool dry_run, struct erasure_rule_result *rr)
 {
 	struct plan rs;
 	struct count_rows counts;
 	char *err = NULL;
 	enum rule_outcome o = OUTCOME_DONE;
-	double deadline = monotonic_ms() +
-			  (double)duration_ms(&r->limits.max_runtime);
 
 	if (!(pred ? plan_compile_rows(d->conn, d->cfg, r, r->on_erasure,
 				       eo->subject_id, pred, &rs, &err)
@@ -224,10 +222,11 @@ apply_pass(const struct driver_ctx *d, const struct rule *r,
 
 /* Rule R on its table I of the graph (-1: not in it, by subject_column). A
  * table that refers to itself loses a level of rows per pass (a row still
- * referred to waits for its children), so passes repeat while they delete
- * and rows are left (referred to, or freed by the last pass). What stays is kept when rows that stay
- * in a child table refer to it (SPEC §11), and then keeps its own parents
- * under the same rule. */
+ * referred to waits for its children), so passes repeat, within the rule's
+ * one max_runtime, while they delete and rows are left (referred to, or
+ * freed by the last pass). What stays is kept when rows that stay in a
+ * child table refer to it (SPEC §11), and then keeps its own parents under
+ * the same rule. */
 static void
 apply_rule(const struct driver_ctx *d, const struct rule *r,
 	   struct erasure_walk *w, long i, struct erasure_outcome *eo,
@@ -251,14 +250,16 @@ apply_rule(const struct driver_ctx *d, const struct rule *r,
 			  dry_run, rr);
 		return;
 	}
-	apply_pass(d, r, eo, pred, dry_run, rr);
+	double deadline = monotonic_ms() +
+			  (double)duration_ms(&r->limits.max_runtime);
+	apply_pass(d, r, eo, pred, deadline, dry_run, rr);
 	for (int pass = 0; !dry_run && pass < SUBJECT_GRAPH_MAX_DEPTH &&
 			   !rr->failed && rr->left == 0 &&
 			   (rr->blocked > 0 || rr->message);
 	     pass++) {
 		struct erasure_rule_result again = { .rule = r,
 						     .method = r->on_erasure };
-		apply_pass(d, r, eo, pred, dry_run, &again);
+		apply_pass(d, r, eo, pred, deadline, dry_run, &again);
 		rr->rows += again.rows;
 		rr->blocked = again.blocked;
 		rr->left = again.left;
