@@ -162,6 +162,12 @@ print_erasure(const struct erasure_outcome *eo, bool plan)
 			printf("; %s", rr->message);
 		printf("\n");
 	}
+	for (size_t i = 0; i < eo->n_cascaded; i++)
+		printf("  kept with their parent rows (ON DELETE CASCADE): "
+		       "table %s: %lld rows: rule \"%s\": %s\n",
+		       eo->cascaded[i].table, eo->cascaded[i].rows,
+		       eo->cascaded[i].kept_under->name,
+		       eo->cascaded[i].kept_under->policy);
 	for (size_t i = 0; i < eo->n_blocks; i++)
 		printf("  blocked by table %s: %lld rows, no rule covers it\n",
 		       eo->blocks[i].table, eo->blocks[i].rows);

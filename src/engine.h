@@ -95,6 +95,9 @@ struct erasure_rule_result {
 struct erasure_block {
 	char *table;		/* schema.table */
 	long long rows;
+	const struct rule *kept_under;	/* in erasure_outcome.cascaded: the
+					 * rule its parent rows are kept
+					 * under; NULL in blocks */
 };
 
 struct erasure_outcome {
@@ -112,6 +115,9 @@ struct erasure_outcome {
 				 * run, or none exists; NULL otherwise */
 	struct erasure_block *blocks;	/* uncovered referring tables */
 	size_t n_blocks;
+	struct erasure_block *cascaded;	/* uncovered tables whose rows go
+					 * with kept parents by cascade */
+	size_t n_cascaded;
 	bool blocks_mailed;	/* staff were told of every block before */
 	char *error;		/* the foreign keys could not be followed */
 };

@@ -220,6 +220,56 @@ apply_pass(const struct driver_ctx *d, const struct rule *r,
 	plan_release(&rs);
 }
 
+/* After rule R ran on table I: what of it stays, and why. A de-identified
+ * row stays and keeps what it refers to; a deleted table's rows that HELD
+ * selects (rows staying in a child table refer to them) are kept under
+ * that child's rule; the rest that is left is blocked, and blocks its own
+ * parents in turn. */
+static void
+account(const struct driver_ctx *d, const struct rule *r,
+	struct erasure_walk *w, size_t i, const char *held,
+	struct erasure_outcome *eo, bool dry_run,
+	struct erasure_rule_result *rr)
+{
+	char *err = NULL;
+
+	if (r->on_erasure == ACTION_DEIDENTIFY) {
+		erasure_walk_hold(w, i, r);
+		return;
+	}
+	if (dry_run && rr->blocked > 0) {
+		/* the plan deletes nothing: rows only its own deletes would
+		 * free are counted as going */
+		long long stay = 0;
+		if (!erasure_walk_staying(d->conn, w, i, r->where, held,
+					  eo->subject_id, &stay, &err)) {
+			rr->message = err;
+			rr->failed = true;
+			return;
+		}
+		if (stay < rr->blocked) {
+			rr->rows += rr->blocked - stay;
+			rr->blocked = stay;
+		}
+	}
+	if (held) {
+		const struct rule *under = NULL;
+		if (!erasure_walk_kept(d->conn, w, i, r->where, eo->subject_id,
+				       &rr->kept, &under, &err)) {
+			free(rr->message);
+			rr->message = err;
+			rr->failed = true;
+			return;
+		}
+		if (rr->kept > 0) {
+			rr->kept_under = under;
+			erasure_walk_hold(w, i, under);
+		}
+	}
+	if (rr->blocked > 0)
+		w->blocker[i] = true;
+}
+
 /* Rule R on its table I of the graph (-1: not in it, by subject_column). A
  * table that refers to itself loses a level of rows per pass (a row still
  * referred to waits for its children), so passes repeat, within the rule's
@@ -250,6 +300,19 @@ apply_rule(const struct driver_ctx *d, const struct rule *r,
 			  dry_run, rr);
 		return;
 	}
+	/* a delete leaves alone what rows staying in a child table refer
+	 * to, even where the key would cascade: those are kept */
+	char *held = NULL, *rows = NULL;
+	if (t && r->on_erasure == ACTION_DELETE &&
+	    !erasure_walk_held(d->conn, w, (size_t)i, &held, &err)) {
+		rr->message = err;
+		rr->failed = true;
+		return;
+	}
+	if (held) {
+		rows = xasprintf("(%s) AND NOT (%s)", t->predicate, held);
+		pred = rows;
+	}
 	double deadline = monotonic_ms() +
 			  (double)duration_ms(&r->limits.max_runtime);
 	apply_pass(d, r, eo, pred, deadline, dry_run, rr);
@@ -269,46 +332,19 @@ apply_rule(const struct driver_ctx *d, const struct rule *r,
 		if (again.rows == 0)
 			break;
 	}
-	if (i < 0 || rr->failed)
-		return;
-	if (r->on_erasure == ACTION_DEIDENTIFY) {
-		erasure_walk_hold(w, (size_t)i, r);
-		return;
-	}
-	if (rr->blocked == 0)
-		return;
-	long long kept = 0;
-	const struct rule *under = NULL;
-	if (dry_run) {
-		/* the plan deletes nothing: rows only its own deletes would
-		 * free are counted as going */
-		long long stay = 0;
-		if (!erasure_walk_staying(d->conn, w, (size_t)i, r->where,
-					  eo->subject_id, &stay, &err)) {
-			rr->message = err;
-			rr->failed = true;
-			return;
-		}
-		if (stay < rr->blocked) {
-			rr->rows += rr->blocked - stay;
-			rr->blocked = stay;
-		}
-	}
-	if (!erasure_walk_kept(d->conn, w, (size_t)i, r->where, eo->subject_id,
-			       &kept, &under, &err)) {
-		free(rr->message);
-		rr->message = err;
-		rr->failed = true;
-		return;
-	}
-	if (kept > 0) {
-		rr->kept = kept < rr->blocked ? kept : rr->blocked;
-		rr->blocked -= rr->kept;
-		rr->kept_under = under;
-		erasure_walk_hold(w, (size_t)i, under);
-	}
-	if (rr->blocked > 0)
-		w->blocker[i] = true;
+	if (t && !rr->failed)
+		account(d, r, w, (size_t)i, held, eo, dry_run, rr);
+	free(rows);
+	free(held);
+}
+
+static bool
+kept_any(const struct erasure_outcome *eo)
+{
+	for (size_t i = 0; i < eo->n_rules; i++)
+		if (eo->rules[i].kept > 0)
+			return true;
+	return false;
 }
 
 /* SPEC §11: every part kept with its rule and policy ("kept"), the tables
@@ -341,6 +377,18 @@ request_detail_graph(struct strbuf *b, const struct erasure_outcome *eo)
 			free(by);
 		}
 		sb_add(b, "}");
+	}
+	for (size_t i = 0; i < eo->n_cascaded; i++) {
+		const struct erasure_block *c = &eo->cascaded[i];
+		sb_add(b, (i || kept_any(eo)) ? ", {\"table\": "
+					       : "{\"table\": ");
+		sb_json_str(b, c->table);
+		sb_printf(b, ", \"rows\": %lld, \"rule\": ", c->rows);
+		sb_json_str(b, c->kept_under->name);
+		sb_add(b, ", \"policy\": ");
+		sb_json_str(b, c->kept_under->policy);
+		sb_add(b, ", \"goes_with\": \"its parent rows, by ON DELETE "
+			  "CASCADE\"}");
 	}
 	sb_add(b, "], \"blocked_by\": [");
 	for (size_t i = 0; i < eo->n_blocks; i++) {
@@ -538,6 +586,8 @@ process_one(const struct driver_ctx *d, const size_t *order, const bool *run,
 	}
 	if (eo->error || eo->n_blocks > 0)
 		unfinished = true;
+	if (eo->n_cascaded > 0)
+		kept = true;
 	for (size_t b = 0; b < eo->n_blocks && !dry_run; b++)
 		log_warning("erasure request %lld is blocked: %lld rows of table "
 			    "%s, which no rule covers, refer to the subject's "
@@ -633,6 +683,9 @@ erasure_outcome_free(struct erasure_outcome *e)
 	for (size_t i = 0; i < e->n_blocks; i++)
 		free(e->blocks[i].table);
 	free(e->blocks);
+	for (size_t i = 0; i < e->n_cascaded; i++)
+		free(e->cascaded[i].table);
+	free(e->cascaded);
 	free(e->error);
 	memset(e, 0, sizeof(*e));
 }

@@ -14,6 +14,29 @@
 /* PostgreSQL's oid of text (pg_type.h is server-side). */
 #define TEXT_OID 25
 
+/* A table of the graph that foreign keys reach and no rule covers. */
+static bool
+uncovered(const struct erasure_walk *w, size_t i)
+{
+	return w->g.tables[i].depth > 0 && w->g.tables[i].n_rules == 0;
+}
+
+/* Do all of table I's foreign keys to other tables of the graph cascade
+ * (or set null or a default)? Then its rows go, or let go, when the rows
+ * they refer to are deleted: they never block them (SPEC §9 counts such a
+ * table covered by its parent's rule). */
+static bool
+cascades(const struct erasure_walk *w, size_t i)
+{
+	for (size_t k = 0; k < w->g.n_edges; k++) {
+		const struct sg_edge *e = &w->g.edges[k];
+		if (e->child == i && e->parent != i && e->on_delete != 'c' &&
+		    e->on_delete != 'n' && e->on_delete != 'd')
+			return false;
+	}
+	return true;
+}
+
 bool
 erasure_walk_init(PGconn *conn, const struct config *cfg, const char *kind,
 		  struct erasure_walk *w, char **err)
@@ -26,8 +49,7 @@ erasure_walk_init(PGconn *conn, const struct config *cfg, const char *kind,
 	w->holder = xcalloc(w->g.n ? w->g.n : 1, sizeof(*w->holder));
 	w->blocker = xcalloc(w->g.n ? w->g.n : 1, sizeof(*w->blocker));
 	for (size_t i = 0; i < w->g.n; i++)
-		w->blocker[i] = w->g.tables[i].depth > 0 &&
-				w->g.tables[i].n_rules == 0;
+		w->blocker[i] = uncovered(w, i) && !cascades(w, i);
 	return true;
 }
 
@@ -108,24 +130,29 @@ erasure_walk_hold(struct erasure_walk *w, size_t i, const struct rule *r)
 		w->holder[i] = r;
 }
 
-/* Table I's rows (and WHERE's) that rows staying in a child table refer
- * to: held ones (*under: the rule of the first such child), and with
- * BLOCKERS also those of tables that block. */
+/* Table I's rows (and WHERE's, and not EXCLUDE's) that rows staying in a
+ * child table refer to: held ones (*under: the rule of the first such
+ * child), or with BLOCKERS those of tables that block. */
 static bool
 referenced(PGconn *conn, const struct erasure_walk *w, size_t i,
-	   const char *where, const char *subject_id, bool blockers,
-	   long long *n, const struct rule **under, char **err)
+	   const char *where, const char *exclude, const char *subject_id,
+	   bool blockers, long long *n, const struct rule **under, char **err)
 {
 	struct strbuf any = STRBUF_INIT;
 	bool ok = true;
 	int terms = 0;
+	char *base = where && exclude ? xasprintf("(%s) AND NOT (%s)", where,
+						  exclude)
+		     : where	      ? xasprintf("(%s)", where)
+		     : exclude	      ? xasprintf("NOT (%s)", exclude)
+				      : NULL;
 
 	*n = 0;
 	*under = NULL;
 	for (size_t k = 0; k < w->g.n_edges && ok; k++) {
 		const struct sg_edge *e = &w->g.edges[k];
-		if (e->parent != i ||
-		    !(w->holder[e->child] || (blockers && w->blocker[e->child])))
+		if (e->parent != i || e->child == i ||
+		    !(blockers ? w->blocker[e->child] : w->holder[e->child] != NULL))
 			continue;
 		char *term = subject_graph_referenced(conn, &w->g, e,
 				w->g.tables[e->child].predicate);
@@ -135,9 +162,9 @@ referenced(PGconn *conn, const struct erasure_walk *w, size_t i,
 			break;
 		}
 		long long c = 0;
-		if (!*under && w->holder[e->child]) {
-			char *x = where ? xasprintf("(%s) AND %s", where, term)
-					: xstrdup(term);
+		if (!blockers && !*under) {
+			char *x = base ? xasprintf("%s AND %s", base, term)
+				       : xstrdup(term);
 			ok = erasure_walk_count(conn, w, i, x, subject_id, &c,
 						err);
 			free(x);
@@ -151,13 +178,41 @@ referenced(PGconn *conn, const struct erasure_walk *w, size_t i,
 	}
 	/* rows that several tables keep are counted once */
 	if (ok && terms > 0 && (terms > 1 || !*under)) {
-		char *x = where ? xasprintf("(%s) AND (%s)", where, any.s)
-				: xstrdup(any.s);
+		char *x = base ? xasprintf("%s AND (%s)", base, any.s)
+			       : xstrdup(any.s);
 		ok = erasure_walk_count(conn, w, i, x, subject_id, n, err);
 		free(x);
 	}
+	free(base);
 	sb_free(&any);
 	return ok;
+}
+
+bool
+erasure_walk_held(PGconn *conn, const struct erasure_walk *w, size_t i,
+		  char **cond, char **err)
+{
+	struct strbuf any = STRBUF_INIT;
+
+	*cond = NULL;
+	for (size_t k = 0; k < w->g.n_edges; k++) {
+		const struct sg_edge *e = &w->g.edges[k];
+		if (e->parent != i || e->child == i || !w->holder[e->child])
+			continue;
+		char *term = subject_graph_referenced(conn, &w->g, e,
+				w->g.tables[e->child].predicate);
+		if (!term) {
+			*err = db_error(conn, NULL);
+			sb_free(&any);
+			return false;
+		}
+		sb_printf(&any, "%s%s", any.len ? " OR " : "", term);
+		free(term);
+	}
+	if (any.len)
+		*cond = sb_take(&any);
+	sb_free(&any);
+	return true;
 }
 
 bool
@@ -165,16 +220,29 @@ erasure_walk_kept(PGconn *conn, const struct erasure_walk *w, size_t i,
 		  const char *where, const char *subject_id, long long *n,
 		  const struct rule **under, char **err)
 {
-	return referenced(conn, w, i, where, subject_id, false, n, under, err);
+	return referenced(conn, w, i, where, NULL, subject_id, false, n, under,
+			  err);
 }
 
 bool
 erasure_walk_staying(PGconn *conn, const struct erasure_walk *w, size_t i,
-		     const char *where, const char *subject_id, long long *n,
-		     char **err)
+		     const char *where, const char *held,
+		     const char *subject_id, long long *n, char **err)
 {
 	const struct rule *under;
-	return referenced(conn, w, i, where, subject_id, true, n, &under, err);
+	return referenced(conn, w, i, where, held, subject_id, true, n, &under,
+			  err);
+}
+
+static void
+add_part(struct erasure_block **v, size_t *n, const struct sg_table *t,
+	 long long rows, const struct rule *under)
+{
+	*v = xreallocarray(*v, *n + 1, sizeof(**v));
+	(*v)[*n].table = xasprintf("%s.%s", t->schema, t->table);
+	(*v)[*n].rows = rows;
+	(*v)[*n].kept_under = under;
+	(*n)++;
 }
 
 bool
@@ -186,7 +254,7 @@ erasure_walk_blocks(PGconn *conn, const struct erasure_walk *w,
 		long long n = 0;
 		/* depth 0 without a rule is the subject's own table: its row
 		 * refers to nothing of the subject's */
-		if (t->depth == 0 || t->n_rules > 0)
+		if (!uncovered(w, i))
 			continue;
 		if (!erasure_walk_count(conn, w, i, NULL, eo->subject_id, &n,
 					err)) {
@@ -198,11 +266,22 @@ erasure_walk_blocks(PGconn *conn, const struct erasure_walk *w,
 		}
 		if (n == 0)
 			continue;
-		eo->blocks = xreallocarray(eo->blocks, eo->n_blocks + 1,
-					   sizeof(*eo->blocks));
-		eo->blocks[eo->n_blocks].table = xasprintf("%s.%s", t->schema,
-							   t->table);
-		eo->blocks[eo->n_blocks++].rows = n;
+		if (w->blocker[i]) {
+			add_part(&eo->blocks, &eo->n_blocks, t, n, NULL);
+			continue;
+		}
+		/* rows that go with their parents by cascade are still here
+		 * because a parent is: kept with it, under its rule; a parent
+		 * that is not kept keeps the request pending itself */
+		for (size_t k = 0; k < w->g.n_edges; k++) {
+			const struct sg_edge *e = &w->g.edges[k];
+			if (e->child == i && e->parent != i &&
+			    w->holder[e->parent]) {
+				add_part(&eo->cascaded, &eo->n_cascaded, t, n,
+					 w->holder[e->parent]);
+				break;
+			}
+		}
 	}
 	return true;
 }

@@ -54,6 +54,13 @@ bool erasure_walk_count(PGconn *conn, const struct erasure_walk *w, size_t i,
  * such rule wins). */
 void erasure_walk_hold(struct erasure_walk *w, size_t i, const struct rule *r);
 
+/* The condition (on alias t) that selects table I's rows that rows
+ * staying in a child table refer to; *cond NULL when no child's rows
+ * stay. A delete leaves those rows alone: a kept row keeps what it refers
+ * to, even where the foreign key would cascade. */
+bool erasure_walk_held(PGconn *conn, const struct erasure_walk *w, size_t i,
+		       char **cond, char **err) MUSTCHECK;
+
 /* After a delete on table I: how many of its rows left (and matching
  * WHERE, when not NULL) rows that stay in a child table refer to; *under
  * the rule they are kept under (NULL when none). */
@@ -62,15 +69,18 @@ bool erasure_walk_kept(PGconn *conn, const struct erasure_walk *w, size_t i,
 		       long long *n, const struct rule **under,
 		       char **err) MUSTCHECK;
 
-/* For a plan (nothing is deleted): how many of table I's rows (and
- * WHERE's) rows that stay in a child table refer to, held or blocked; the
- * rest of its referred-to rows go once their children have gone. */
+/* For a plan (nothing is deleted): how many of table I's rows (WHERE's,
+ * not HELD's) rows of a blocking child table refer to; the rest of its
+ * referred-to rows go once their children have gone. */
 bool erasure_walk_staying(PGconn *conn, const struct erasure_walk *w,
-			  size_t i, const char *where, const char *subject_id,
-			  long long *n, char **err) MUSTCHECK;
+			  size_t i, const char *where, const char *held,
+			  const char *subject_id, long long *n,
+			  char **err) MUSTCHECK;
 
 /* Every table of the graph, reached by a foreign key, that no rule covers
- * and that still has rows of the subject: appended to EO->blocks. */
+ * and that still has rows of the subject: appended to EO->blocks, or, when
+ * its rows go with their parents by cascade and a parent stays, to
+ * EO->cascaded (kept with that parent, under its rule). */
 bool erasure_walk_blocks(PGconn *conn, const struct erasure_walk *w,
 			 struct erasure_outcome *eo, char **err) MUSTCHECK;
 

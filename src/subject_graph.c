@@ -14,6 +14,7 @@ struct fk {
 	char *parent_schema, *parent_table;
 	char **cols, **pcols;
 	size_t n_cols;
+	char on_delete;		/* pg_constraint.confdeltype */
 };
 
 struct fks {
@@ -26,7 +27,7 @@ struct fks {
  * rows twice under another table; the parent's constraint covers them. */
 static const char FK_SQL[] =
 	"SELECT c.oid::text, c.conname, cn.nspname, cc.relname,"
-	" pn.nspname, pc.relname, a.attname, pa.attname"
+	" pn.nspname, pc.relname, a.attname, pa.attname, c.confdeltype::text"
 	" FROM pg_catalog.pg_constraint c"
 	" JOIN pg_catalog.pg_class cc ON cc.oid = c.conrelid"
 	" JOIN pg_catalog.pg_namespace cn ON cn.oid = cc.relnamespace"
@@ -86,6 +87,7 @@ fks_load(PGconn *conn, const char *own_schema, struct fks *f, char **err)
 			k->child_table = xstrdup(PQgetvalue(res, i, 3));
 			k->parent_schema = xstrdup(PQgetvalue(res, i, 4));
 			k->parent_table = xstrdup(PQgetvalue(res, i, 5));
+			k->on_delete = PQgetvalue(res, i, 8)[0];
 		}
 		prev = PQgetvalue(res, i, 0);
 		k = &f->v[f->n - 1];
@@ -334,6 +336,7 @@ add_edge(struct subject_graph *g, const struct fk *f, size_t child,
 	struct sg_edge *e = &g->edges[g->n_edges++];
 	e->child = child;
 	e->parent = parent;
+	e->on_delete = f->on_delete;
 	e->n_cols = f->n_cols;
 	e->cols = xcalloc(f->n_cols, sizeof(char *));
 	e->pcols = xcalloc(f->n_cols, sizeof(char *));

@@ -49,6 +49,8 @@ struct sg_edge {
 	size_t child, parent;
 	char **cols, **pcols;	/* unquoted names */
 	size_t n_cols;
+	char on_delete;		/* confdeltype: 'c' cascade, 'n' set null,
+				 * 'd' set default, 'a'/'r' no action */
 };
 
 struct subject_graph {

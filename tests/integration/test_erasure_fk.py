@@ -9,6 +9,9 @@ rows adding up to the rows removed, and `verify` passing:
   request is `partial` with every kept part (table, rows, rule, policy);
 - a referring table whose rule de-identifies: its rows are de-identified
   and what they refer to is kept under that rule;
+- a referring table that no rule covers but whose key cascades never
+  blocks: its rows go with their parent, or stay (kept) with a kept one;
+  a kept row keeps its parent even where its own key would cascade;
 - a referring table that no rule covers blocks: the request stays
   `pending`, its detail names the table and the row count, staff are
   mailed once (not again on the next cycle), `coverage` lists the table;
@@ -218,6 +221,37 @@ rules = (
         self.assertEqual(int(self.sql("SELECT sum(rows) FROM retention.actions WHERE "
                                       "action = 'erasure' AND rule = 'shipments'")), 3)
         self.assertNoPersonalData(json.dumps(detail) + proc.stderr + proc.stdout)
+
+    def test_cascading_children_go_with_their_parent_or_stay_with_it(self):
+        """order_items has no rule but cascades from orders: it never
+        blocks; the items of a deleted order go with it, those of an order
+        an invoice keeps are kept with it. A kept invoice whose key would
+        cascade keeps its order all the same."""
+        self.sql(SHOP)
+        self.sql("""
+DELETE FROM shipments;
+ALTER TABLE invoices DROP CONSTRAINT invoices_order_id_fkey,
+  ADD FOREIGN KEY (order_id) REFERENCES orders ON DELETE CASCADE;
+CREATE TABLE order_items (id int PRIMARY KEY,
+                          order_id int NOT NULL REFERENCES orders ON DELETE CASCADE);
+INSERT INTO order_items VALUES (1, 1), (2, 2), (3, 2), (4, 3);
+""")
+        conf = self.config(ORDERS, INVOICES_KEEP)
+        proc, before, after = self.erase_and_run(conf, plan="partial")
+        self.assertEqual(self.sql("SELECT string_agg(id::text, ',' ORDER BY id) FROM orders"), "1,3")
+        self.assertEqual(self.sql("SELECT string_agg(id::text, ',' ORDER BY id) FROM invoices"),
+                         "100,300")
+        self.assertEqual(self.sql("SELECT string_agg(id::text, ',' ORDER BY id) FROM order_items"),
+                         "1,4")
+        status, detail = self.request()
+        self.assertEqual(status, "partial")
+        self.assertEqual(detail["blocked_by"], [])
+        self.assertEqual(sorted((k["table"], k["rows"], k["rule"]) for k in detail["kept"]),
+                         [("public.invoices", 1, "invoices"), ("public.order_items", 1, "invoices"),
+                          ("public.orders", 1, "invoices")])
+        self.assertOutput(proc, r"kept with their parent rows \(ON DELETE CASCADE\): table "
+                                r"public.order_items: 1 rows: rule \"invoices\"", stream="stdout")
+        self.assertEqual(len(self.smtp.messages()), 0)
 
     # --- a referring table that no rule covers --------------------------------------
 
