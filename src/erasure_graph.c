@@ -130,6 +130,23 @@ erasure_walk_hold(struct erasure_walk *w, size_t i, const struct rule *r)
 		w->holder[i] = r;
 }
 
+/* Do rows staying in E's child keep the rows of its parent they refer to?
+ * Kept rows always do (a kept invoice keeps its order, even where its key
+ * would cascade). De-identified rows only where the key would stop the
+ * delete: where it cascades or sets null, the parent goes, and they with it
+ * or let go of it. */
+static bool
+holds(const struct erasure_walk *w, const struct sg_edge *e)
+{
+	const struct rule *h = w->holder[e->child];
+
+	if (!h || e->child == e->parent)
+		return false;
+	return h->on_erasure == ACTION_KEEP ||
+	       (e->on_delete != 'c' && e->on_delete != 'n' &&
+		e->on_delete != 'd');
+}
+
 /* Table I's rows (and WHERE's, and not EXCLUDE's) that rows staying in a
  * child table refer to: held ones (*under: the rule of the first such
  * child), or with BLOCKERS those of tables that block. */
@@ -152,7 +169,7 @@ referenced(PGconn *conn, const struct erasure_walk *w, size_t i,
 	for (size_t k = 0; k < w->g.n_edges && ok; k++) {
 		const struct sg_edge *e = &w->g.edges[k];
 		if (e->parent != i || e->child == i ||
-		    !(blockers ? w->blocker[e->child] : w->holder[e->child] != NULL))
+		    !(blockers ? w->blocker[e->child] : holds(w, e)))
 			continue;
 		char *term = subject_graph_referenced(conn, &w->g, e,
 				w->g.tables[e->child].predicate);
@@ -197,7 +214,7 @@ erasure_walk_held(PGconn *conn, const struct erasure_walk *w, size_t i,
 	*cond = NULL;
 	for (size_t k = 0; k < w->g.n_edges; k++) {
 		const struct sg_edge *e = &w->g.edges[k];
-		if (e->parent != i || e->child == i || !w->holder[e->child])
+		if (e->parent != i || !holds(w, e))
 			continue;
 		char *term = subject_graph_referenced(conn, &w->g, e,
 				w->g.tables[e->child].predicate);

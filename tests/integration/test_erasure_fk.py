@@ -8,7 +8,8 @@ rows adding up to the rows removed, and `verify` passing:
   to stay too and are reported kept under that rule and policy, and the
   request is `partial` with every kept part (table, rows, rule, policy);
 - a referring table whose rule de-identifies: its rows are de-identified
-  and what they refer to is kept under that rule;
+  and what they refer to is kept under that rule, unless their key
+  cascades (then the parent goes, and they with it);
 - a referring table that no rule covers but whose key cascades never
   blocks: its rows go with their parent, or stay (kept) with a kept one;
   a kept row keeps its parent even where its own key would cascade;
@@ -252,6 +253,33 @@ INSERT INTO order_items VALUES (1, 1), (2, 2), (3, 2), (4, 3);
         self.assertOutput(proc, r"kept with their parent rows \(ON DELETE CASCADE\): table "
                                 r"public.order_items: 1 rows: rule \"invoices\"", stream="stdout")
         self.assertEqual(len(self.smtp.messages()), 0)
+
+    def test_deidentified_child_whose_key_cascades_goes_with_its_parent(self):
+        """De-identified rows keep what they refer to only where their key
+        would stop the delete; here it cascades: the orders go, and the
+        de-identified shipments with them."""
+        self.sql(SHOP)
+        self.sql("""
+DELETE FROM invoices;
+ALTER TABLE shipments DROP CONSTRAINT shipments_order_id_fkey,
+  ADD FOREIGN KEY (order_id) REFERENCES orders ON DELETE CASCADE;
+""")
+        conf = self.config(ORDERS, SHIPMENTS_DEID)
+        self.assertExit(self.rd(conf, "init-db"), 0)
+        self.assertExit(self.rd(conf, "erase", "customer:51"), 0)
+        proc = self.rd(conf, "run")
+        self.assertExit(proc, 0)
+        self.assertEqual(self.sql("SELECT string_agg(id::text, ',' ORDER BY id) FROM orders"), "3")
+        self.assertEqual(self.sql("SELECT string_agg(id::text, ',' ORDER BY id) FROM shipments"), "30")
+        status, detail = self.request()
+        self.assertEqual(status, "done")
+        self.assertEqual(detail["kept"], [])
+        # the audit trail: 3 de-identified, 2 orders deleted (and the
+        # cascade named in the orders' audit row)
+        self.assertEqual(self.sql("SELECT string_agg(rule || '=' || rows, ',' ORDER BY rule)"
+                                  " FROM retention.actions WHERE action = 'erasure'"),
+                         "orders=2,shipments=3")
+        self.assertExit(self.rd(conf, "verify"), 0)
 
     # --- a referring table that no rule covers --------------------------------------
 
