@@ -99,8 +99,9 @@ add_access_table(struct grants_refs *refs, const char *schema,
 	refs->access_tables[refs->n_access++] = xstrdup(table);
 }
 
-/* The tables access exports read, for every subject kind: the configured
- * ones, or (without "subjects") every rule's subject. */
+/* The tables access exports read (and erasures count, following the
+ * same foreign keys), for every subject kind: the configured ones, or
+ * (without "subjects") every rule's subject. */
 static bool
 load_access(PGconn *conn, const struct config *cfg, struct grants_refs *refs,
 	    char **err)

@@ -151,12 +151,28 @@ print_erasure(const struct erasure_outcome *eo, bool plan)
 				       ? (plan ? "delete" : "deleted")
 				       : (plan ? "de-identify" : "de-identified"),
 			       rr->rows);
+		if (rr->kept_under && rr->kept > 0)
+			printf("; %lld rows kept, referred to by %s.%s: rule "
+			       "\"%s\": %s", rr->kept, rr->kept_under->schema,
+			       rr->kept_under->table, rr->kept_under->name,
+			       rr->kept_under->policy);
 		if (rr->blocked > 0)
 			printf("; %lld still referenced", rr->blocked);
 		if (rr->message)
 			printf("; %s", rr->message);
 		printf("\n");
 	}
+	for (size_t i = 0; i < eo->n_cascaded; i++)
+		printf("  kept with their parent rows (ON DELETE CASCADE): "
+		       "table %s: %lld rows: rule \"%s\": %s\n",
+		       eo->cascaded[i].table, eo->cascaded[i].rows,
+		       eo->cascaded[i].kept_under->name,
+		       eo->cascaded[i].kept_under->policy);
+	for (size_t i = 0; i < eo->n_blocks; i++)
+		printf("  blocked by table %s: %lld rows, no rule covers it\n",
+		       eo->blocks[i].table, eo->blocks[i].rows);
+	if (eo->error)
+		printf("  error: %s\n", eo->error);
 }
 
 static int

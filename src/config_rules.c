@@ -366,10 +366,8 @@ check_rule(struct cfg_ctx *c, const config_setting_t *g, struct rule *r,
 	if (seen->subject_column && !seen->subject)
 		cfg_error(c, seen->subject_column, "\"subject_column\" needs "
 			  "\"subject\", the kind of subject it identifies");
-	if (seen->on_erasure && !seen->subject && !seen->subject_column)
-		cfg_error(c, seen->on_erasure, "\"on_erasure\" has no effect "
-			  "without \"subject\" and \"subject_column\": no "
-			  "erasure request would ever match this rule");
+	/* on_erasure without a subject is meaningful: an erasure reaches
+	 * this table's rows through foreign keys (SPEC §11) */
 
 	if (seen->bad_action) {
 		/* which columns matter is unknown; still check the list */

@@ -390,7 +390,22 @@ references(struct scan *s, const struct coverage_subject *subjects,
 			queue[tail++] = (size_t)(t - s->tabs);
 		}
 	}
-	for (size_t i = 0; i < tail; i++) {
+	/* A rule table with a subject holds the subject's rows by its
+	 * subject_column: what refers to them is the subject's data too, and
+	 * blocks an erasure when no rule covers it (SPEC §11). Its key is
+	 * not the subject's, so it gets no "subject" reason itself. */
+	size_t keyed = tail;
+	for (size_t i = 0; i < s->cfg->n_rules; i++) {
+		const struct rule *r = &s->cfg->rules[i];
+		struct tab *t;
+		if (!r->enabled || !r->subject ||
+		    !(t = find_name(s, r->schema, r->table)) || t->visited)
+			continue;
+		t->visited = true;
+		subject_of[t - s->tabs] = r->subject;
+		queue[tail++] = (size_t)(t - s->tabs);
+	}
+	for (size_t i = 0; i < keyed; i++) {
 		struct tab *t = &s->tabs[queue[i]];
 		struct col *pk = find_attnum(t, t->pk_attnum);
 		if (pk)

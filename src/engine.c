@@ -505,6 +505,9 @@ failure_text(const struct run_result *out)
 	}
 	for (size_t i = 0; i < out->n_erasures; i++) {
 		const struct erasure_outcome *eo = &out->erasures[i];
+		if (eo->error)
+			sb_printf(&b, "%serasure request %lld: %s",
+				  b.len ? "; " : "", eo->id, eo->error);
 		for (size_t k = 0; k < eo->n_rules; k++)
 			if (eo->rules[k].failed)
 				sb_printf(&b, "%serasure request %lld: rule \"%s\": %s",

@@ -84,6 +84,20 @@ struct erasure_rule_result {
 	long long left;		/* rows left for the next cycle (time, stop) */
 	char *message;		/* an error, or why rows are left, or NULL */
 	bool failed;		/* MESSAGE is an error, not rows a lock kept */
+	const struct rule *kept_under;	/* KEPT rows stay because kept or
+					 * de-identified rows of this rule's
+					 * table refer to them (SPEC §11);
+					 * NULL: the rule's own "keep" */
+};
+
+/* A table that no rule covers whose rows refer to the subject's: it blocks
+ * the rows they refer to until staff add a rule (SPEC §11). */
+struct erasure_block {
+	char *table;		/* schema.table */
+	long long rows;
+	const struct rule *kept_under;	/* in erasure_outcome.cascaded: the
+					 * rule its parent rows are kept
+					 * under; NULL in blocks */
 };
 
 struct erasure_outcome {
@@ -99,6 +113,13 @@ struct erasure_outcome {
 	char *waiting;		/* why it stays pending though no rule
 				 * failed: a rule with its subject did not
 				 * run, or none exists; NULL otherwise */
+	struct erasure_block *blocks;	/* uncovered referring tables */
+	size_t n_blocks;
+	struct erasure_block *cascaded;	/* uncovered tables whose rows go
+					 * with kept parents by cascade */
+	size_t n_cascaded;
+	bool blocks_mailed;	/* staff were told of every block before */
+	char *error;		/* the foreign keys could not be followed */
 };
 
 /* What one access request came to in a cycle (SPEC §8). */

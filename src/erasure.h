@@ -1,9 +1,13 @@
 /*
- * erasure: right-to-erasure requests (SPEC §5). A request names a subject
- * ("customer:42"); each cycle applies every rule with that subject to the
- * subject's rows, whatever their age, as the rule's on_erasure says:
- * delete, de-identify, or keep (a legal duty outlives the request; what was
- * kept, and under which policy, is recorded).
+ * erasure: right-to-erasure requests (SPEC §5, §11). A request names a
+ * subject ("customer:42"); each cycle applies every rule with that subject
+ * to the subject's rows, whatever their age, and follows foreign keys to
+ * the rows that refer to them (erasure_graph.c), children first, each
+ * table by its own rule, as the rule's on_erasure says: delete,
+ * de-identify, or keep (a legal duty outlives the request; what was kept,
+ * and under which policy, is recorded). A request ends done, partial (all
+ * that is left is kept under a named policy) or stays pending (a block,
+ * a failure, or work a later cycle can still do).
  */
 #ifndef RETENTIOND_ERASURE_H
 #define RETENTIOND_ERASURE_H

@@ -363,6 +363,29 @@ sync_dir(const char *dir, char **err)
 	return true;
 }
 
+/*
+ * Write LINES. For tests only, RETENTIOND_INJECT_FAULT=ledger_slow_append
+ * writes them in two halves 5 s apart, so that a test can SIGKILL the
+ * writer with half a line in the file, as a crash or a power cut may leave
+ * it. It makes the append slower, never weaker: every byte is still
+ * written and fsynced before the append returns.
+ */
+static bool
+write_lines(int fd, const char *lines)
+{
+	size_t len = strlen(lines);
+	const char *fault = getenv("RETENTIOND_INJECT_FAULT");
+
+	if (fault && strcmp(fault, "ledger_slow_append") == 0 && len > 1) {
+		size_t half = len / 2;
+		if (!file_write_all(fd, lines, half))
+			return false;
+		sleep(5);
+		return file_write_all(fd, lines + half, len - half);
+	}
+	return file_write_all(fd, lines, len);
+}
+
 bool
 ledger_append(const char *dir, const char *lines, char **err)
 {
@@ -392,7 +415,7 @@ ledger_append(const char *dir, const char *lines, char **err)
 		goto out;
 	}
 	if ((st.st_size == 0 && !file_write_all(fd, HEADER, strlen(HEADER))) ||
-	    !file_write_all(fd, lines, strlen(lines))) {
+	    !write_lines(fd, lines)) {
 		*err = xasprintf("could not write %s: %s", path, strerror(errno));
 		goto out;
 	}

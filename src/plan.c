@@ -318,7 +318,16 @@ build_eligible(PGconn *conn, const struct config *cfg, struct plan *p,
 	struct strbuf cond = STRBUF_INIT, todo = STRBUF_INIT;
 	bool ok = false;
 
-	if (p->mode == PLAN_ERASURE) {
+	if (p->mode == PLAN_ERASURE && p->rows) {
+		/* fail closed: the predicate was written for this number */
+		if (plan_frag_param(p, PA_SUBJECT_ID, OID_TEXT) !=
+		    PLAN_ERASURE_ID_PARAM) {
+			*err = xstrdup("could not build the subject condition: "
+				       "the subject id is not parameter $2");
+			return false;
+		}
+		sb_printf(&cond, "(%s)", p->rows);
+	} else if (p->mode == PLAN_ERASURE) {
 		char *subj = plan_column_ref(conn, rule->subject_column);
 		if (!subj) {
 			*err = xstrdup("could not build the subject condition: "
@@ -383,16 +392,17 @@ build_not_held(PGconn *conn, const struct config *cfg, struct plan *p,
 	return false;
 }
 
-bool
-plan_compile(PGconn *conn, const struct config *cfg, const struct rule *rule,
-	     enum rule_action action, enum plan_mode mode,
-	     const char *subject_id, struct plan *p, char **err)
+static bool
+compile(PGconn *conn, const struct config *cfg, const struct rule *rule,
+	enum rule_action action, enum plan_mode mode, const char *subject_id,
+	const char *rows, struct plan *p, char **err)
 {
 	struct catalog_table t;
 	struct strbuf set = STRBUF_INIT;
 	bool ok = false;
 
 	memset(p, 0, sizeof(*p));
+	p->rows = rows;
 	p->rule = rule;
 	p->action = action;
 	p->mode = mode;
@@ -444,6 +454,24 @@ out:
 	if (!ok)
 		plan_release(p);
 	return ok;
+}
+
+bool
+plan_compile(PGconn *conn, const struct config *cfg, const struct rule *rule,
+	     enum rule_action action, enum plan_mode mode,
+	     const char *subject_id, struct plan *p, char **err)
+{
+	return compile(conn, cfg, rule, action, mode, subject_id, NULL, p, err);
+}
+
+bool
+plan_compile_rows(PGconn *conn, const struct config *cfg,
+		  const struct rule *rule, enum rule_action action,
+		  const char *subject_id, const char *rows, struct plan *p,
+		  char **err)
+{
+	return compile(conn, cfg, rule, action, PLAN_ERASURE, subject_id, rows,
+		       p, err);
 }
 
 static void

@@ -118,6 +118,8 @@ struct plan {
 	Oid frag_types[PLAN_MAX_PARAMS];
 	enum plan_arg frag_args[PLAN_MAX_PARAMS];
 	const char *subject_id;
+	const char *rows;	/* an erasure's rows by subject_graph, or NULL:
+				 * by the rule's subject_column */
 	char ipad[DEID_PAD_HEX_LEN];
 	char opad[DEID_PAD_HEX_LEN];
 
@@ -142,6 +144,21 @@ bool plan_compile(PGconn *conn, const struct config *cfg,
 		  const struct rule *rule, enum rule_action action,
 		  enum plan_mode mode, const char *subject_id, struct plan *p,
 		  char **err) MUSTCHECK;
+
+/* An erasure's parameter $n for the subject id, the one after the cutoff:
+ * plan_compile_rows' ROWS must use it. */
+#define PLAN_ERASURE_ID_PARAM 2
+
+/*
+ * plan_compile for an erasure whose rows are ROWS (a predicate on alias t,
+ * the subject id as $PLAN_ERASURE_ID_PARAM; subject_graph's, which follows
+ * foreign keys) instead of the rule's subject_column. ROWS and SUBJECT_ID
+ * must outlive P.
+ */
+bool plan_compile_rows(PGconn *conn, const struct config *cfg,
+		       const struct rule *rule, enum rule_action action,
+		       const char *subject_id, const char *rows,
+		       struct plan *p, char **err) MUSTCHECK;
 
 /* Look up the leaf tables again (after partitions were dropped). */
 bool plan_reload_targets(PGconn *conn, const struct config *cfg,

@@ -14,6 +14,7 @@ struct fk {
 	char *parent_schema, *parent_table;
 	char **cols, **pcols;
 	size_t n_cols;
+	char on_delete;		/* pg_constraint.confdeltype */
 };
 
 struct fks {
@@ -26,7 +27,7 @@ struct fks {
  * rows twice under another table; the parent's constraint covers them. */
 static const char FK_SQL[] =
 	"SELECT c.oid::text, c.conname, cn.nspname, cc.relname,"
-	" pn.nspname, pc.relname, a.attname, pa.attname"
+	" pn.nspname, pc.relname, a.attname, pa.attname, c.confdeltype::text"
 	" FROM pg_catalog.pg_constraint c"
 	" JOIN pg_catalog.pg_class cc ON cc.oid = c.conrelid"
 	" JOIN pg_catalog.pg_namespace cn ON cn.oid = cc.relnamespace"
@@ -86,6 +87,7 @@ fks_load(PGconn *conn, const char *own_schema, struct fks *f, char **err)
 			k->child_table = xstrdup(PQgetvalue(res, i, 3));
 			k->parent_schema = xstrdup(PQgetvalue(res, i, 4));
 			k->parent_table = xstrdup(PQgetvalue(res, i, 5));
+			k->on_delete = PQgetvalue(res, i, 8)[0];
 		}
 		prev = PQgetvalue(res, i, 0);
 		k = &f->v[f->n - 1];
@@ -150,7 +152,7 @@ add_reached(struct sg_table *t, const char *how)
  * to varchar(20) would cut a longer ID and match the wrong subject. */
 static char *
 key_filter(PGconn *conn, const char *schema, const char *table,
-	   const char *column, const char *what, char **err)
+	   const char *column, const char *what, int param, char **err)
 {
 	char *qt = db_qualified(conn, schema, table);
 	char *qc = db_ident(conn, column);
@@ -177,7 +179,8 @@ key_filter(PGconn *conn, const char *schema, const char *table,
 		*err = xasprintf("%s: table %s.%s has no column \"%s\" (or "
 				 "does not exist)", what, schema, table, column);
 	else
-		out = xasprintf("t.%s = $1::%s", qc, PQgetvalue(res, 0, 0));
+		out = xasprintf("t.%s = $%d::%s", qc, param,
+				PQgetvalue(res, 0, 0));
 	PQclear(res);
 done:
 	free(qt);
@@ -245,14 +248,14 @@ describe_fk(const struct fk *k)
 /* Seeds: the subject's own row and every rule table of this kind. */
 static bool
 add_seeds(PGconn *conn, const struct config *cfg, const char *kind,
-	  struct subject_graph *g, char ***seed, char **err)
+	  int param, struct subject_graph *g, char ***seed, char **err)
 {
 	const struct subject *sj = config_find_subject(cfg, kind);
 
 	if (sj) {
 		char *what = xasprintf("subject \"%s\" key \"%s\"", kind, sj->key);
 		char *f = key_filter(conn, sj->schema, sj->table, sj->key, what,
-				     err);
+				     param, err);
 		free(what);
 		if (!f)
 			return false;
@@ -272,7 +275,7 @@ add_seeds(PGconn *conn, const struct config *cfg, const char *kind,
 			continue;
 		char *what = xasprintf("rule \"%s\" subject_column", rule->name);
 		char *f = key_filter(conn, rule->schema, rule->table,
-				     rule->subject_column, what, err);
+				     rule->subject_column, what, param, err);
 		free(what);
 		if (!f)
 			return false;
@@ -313,9 +316,47 @@ other_subjects(const struct subject *sj, const struct fk *f)
 	       strcmp(f->child_table, sj->table) == 0;
 }
 
+static void
+add_edge(struct subject_graph *g, const struct fk *f, size_t child,
+	 size_t parent)
+{
+	for (size_t i = 0; i < g->n_edges; i++) {
+		const struct sg_edge *e = &g->edges[i];
+		if (e->child != child || e->parent != parent ||
+		    e->n_cols != f->n_cols)
+			continue;
+		bool same = true;
+		for (size_t k = 0; same && k < e->n_cols; k++)
+			same = strcmp(e->cols[k], f->cols[k]) == 0 &&
+			       strcmp(e->pcols[k], f->pcols[k]) == 0;
+		if (same)
+			return;
+	}
+	g->edges = xreallocarray(g->edges, g->n_edges + 1, sizeof(*g->edges));
+	struct sg_edge *e = &g->edges[g->n_edges++];
+	e->child = child;
+	e->parent = parent;
+	e->on_delete = f->on_delete;
+	e->n_cols = f->n_cols;
+	e->cols = xcalloc(f->n_cols, sizeof(char *));
+	e->pcols = xcalloc(f->n_cols, sizeof(char *));
+	for (size_t k = 0; k < f->n_cols; k++) {
+		e->cols[k] = xstrdup(f->cols[k]);
+		e->pcols[k] = xstrdup(f->pcols[k]);
+	}
+}
+
 bool
 subject_graph_build(PGconn *conn, const struct config *cfg, const char *kind,
 		    struct subject_graph *g, char **err)
+{
+	return subject_graph_build_param(conn, cfg, kind, 1, g, err);
+}
+
+bool
+subject_graph_build_param(PGconn *conn, const struct config *cfg,
+			  const char *kind, int param, struct subject_graph *g,
+			  char **err)
 {
 	const struct subject *sj = config_find_subject(cfg, kind);
 	struct fks fks = {0};
@@ -324,7 +365,7 @@ subject_graph_build(PGconn *conn, const struct config *cfg, const char *kind,
 	bool ok = false;
 
 	memset(g, 0, sizeof(*g));
-	if (!add_seeds(conn, cfg, kind, g, &seed, err))
+	if (!add_seeds(conn, cfg, kind, param, g, &seed, err))
 		goto out;
 	if (!fks_load(conn, cfg->database.schema, &fks, err))
 		goto out;
@@ -365,6 +406,7 @@ subject_graph_build(PGconn *conn, const struct config *cfg, const char *kind,
 			if (other_subjects(sj, f))
 				continue;
 			size_t ci = find_table(g, f->child_schema, f->child_table);
+			add_edge(g, f, ci, pi);
 			char *term = fk_filter(conn, f, prev[pi]);
 			if (!term) {
 				*err = db_error(conn, NULL);
@@ -421,8 +463,53 @@ subject_graph_free(struct subject_graph *g)
 		free(g->tables[i].predicate);
 		free(g->tables[i].rules);
 	}
+	for (size_t i = 0; i < g->n_edges; i++) {
+		for (size_t k = 0; k < g->edges[i].n_cols; k++) {
+			free(g->edges[i].cols[k]);
+			free(g->edges[i].pcols[k]);
+		}
+		free(g->edges[i].cols);
+		free(g->edges[i].pcols);
+	}
+	free(g->edges);
 	free(g->tables);
 	memset(g, 0, sizeof(*g));
+}
+
+/* fk_filter the other way round: the parent's rows the child's refer to. */
+char *
+subject_graph_referenced(PGconn *conn, const struct subject_graph *g,
+			 const struct sg_edge *e, const char *child_pred)
+{
+	const struct sg_table *c = &g->tables[e->child];
+	struct strbuf b = STRBUF_INIT;
+	char *qc = db_qualified(conn, c->schema, c->table);
+	bool ok = qc != NULL;
+
+	sb_add(&b, e->n_cols > 1 ? "(" : "");
+	for (size_t i = 0; ok && i < e->n_cols; i++) {
+		char *p = db_ident(conn, e->pcols[i]);
+		ok = p != NULL;
+		if (ok)
+			sb_printf(&b, "%st.%s", i ? ", " : "", p);
+		free(p);
+	}
+	sb_add(&b, e->n_cols > 1 ? ") IN (SELECT " : " IN (SELECT ");
+	for (size_t i = 0; ok && i < e->n_cols; i++) {
+		char *k = db_ident(conn, e->cols[i]);
+		ok = k != NULL;
+		if (ok)
+			sb_printf(&b, "%st.%s", i ? ", " : "", k);
+		free(k);
+	}
+	if (ok)
+		sb_printf(&b, " FROM %s t WHERE %s)", qc, child_pred);
+	free(qc);
+	if (!ok) {
+		sb_free(&b);
+		return NULL;
+	}
+	return sb_take(&b);
 }
 
 void

@@ -42,9 +42,22 @@ struct sg_table {
 	size_t n_rules;
 };
 
+/* A foreign key between two tables of the graph: CHILD's cols refer to
+ * PARENT's pcols (indexes into tables). Erasure needs it to tell which of a
+ * parent's rows the child's remaining rows still keep. */
+struct sg_edge {
+	size_t child, parent;
+	char **cols, **pcols;	/* unquoted names */
+	size_t n_cols;
+	char on_delete;		/* confdeltype: 'c' cascade, 'n' set null,
+				 * 'd' set default, 'a'/'r' no action */
+};
+
 struct subject_graph {
 	struct sg_table *tables;
 	size_t n;
+	struct sg_edge *edges;
+	size_t n_edges;
 };
 
 /* Build KIND's graph from the config and the live catalog. On failure *err
@@ -52,7 +65,18 @@ struct subject_graph {
 bool subject_graph_build(PGconn *conn, const struct config *cfg,
 			 const char *kind, struct subject_graph *g,
 			 char **err) MUSTCHECK;
+/* The same with the ID as parameter $PARAM instead of $1, for queries
+ * whose $1 is taken (an erasure's plan: $1 is the cutoff). */
+bool subject_graph_build_param(PGconn *conn, const struct config *cfg,
+			       const char *kind, int param,
+			       struct subject_graph *g, char **err) MUSTCHECK;
 void subject_graph_free(struct subject_graph *g);
+
+/* "(t.p1, ..) IN (SELECT t.c1, .. FROM child t WHERE CHILD_PRED)": the rows
+ * of E's parent that rows of its child matching CHILD_PRED refer to; NULL
+ * when a name is not valid in the database encoding. */
+char *subject_graph_referenced(PGconn *conn, const struct subject_graph *g,
+			       const struct sg_edge *e, const char *child_pred);
 
 /* `check`: each subject's table and key exist, and each kind's graph can
  * be built; problems go to DIAG at the subject's FILE:LINE. */

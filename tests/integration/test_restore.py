@@ -10,7 +10,8 @@ erasure again ("re-applied after restore"), which that same cycle carries
 out, and `verify` passes; the run after that re-files nothing; `replay
 --dry-run` lists what the database lacks and changes nothing, `replay`
 files it; a torn last line or a damaged line in the ledger is skipped with
-a warning and the next cycle works and cuts the torn line off; the cycle
+a warning and the next cycle works and cuts the torn line off, also after
+a writer was really killed (SIGKILL) in the middle of an append; the cycle
 checks the audit rows appended since the ledger's head (a row changed
 before it is not re-read by the cycle) while `verify` still checks every
 row and finds it.
@@ -18,10 +19,13 @@ row and finds it.
 
 import json
 import os
+import re
+import signal
 import stat
 import subprocess
+import time
 
-from harness import (IntegrationTest, SmtpServer, clean_env, main,
+from harness import (IntegrationTest, SmtpServer, clean_env, main, spawn,
                      write_config, write_secret)
 
 PASSWORD = "s3cret-smtp"
@@ -181,6 +185,53 @@ FROM generate_series(1, 60) g;
         self.assertExit(proc, 0)
         self.assertNoOutput(proc, r"ledger")
         self.assertEqual(self.count("actions WHERE action = 'restore_detected'"), 0)
+
+    def test_a_writer_killed_mid_append_leaves_a_usable_ledger(self):
+        """A real SIGKILL in the middle of an append (the test seam writes
+        each append in two halves, 5 s apart, and changes nothing else):
+        the next run warns about the torn last line with FILE:LINE, does not
+        crash, cuts it off, and the ledger stays usable."""
+        self.seed()
+        conf = self.config()
+        self.assertExit(self.rd(conf, "init-db"), 0)
+        self.erase_and_run(conf)
+        good = self.ledger_text()
+        self.assertTrue(good.endswith(b"\n"))
+        # a second erasure, whose ledger line the kill tears
+        self.assertExit(self.rd(conf, "erase", "customer:3"), 0)
+        proc = spawn(["run"], config=conf,
+                     env={"RETENTIOND_INJECT_FAULT": "ledger_slow_append"})
+        deadline = time.monotonic() + 60
+        torn = False
+        while time.monotonic() < deadline and proc.poll() is None:
+            data = self.ledger_text()
+            if len(data) > len(good) and not data.endswith(b"\n"):
+                torn = True
+                break
+            time.sleep(0.05)
+        self.assertTrue(torn, "the run never left half a line in the ledger")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        self.assertEqual(proc.returncode, -signal.SIGKILL)
+        self.assertFalse(self.ledger_text().endswith(b"\n"))
+        n_lines = self.ledger_text().count(b"\n") + 1
+
+        proc = self.rd(conf, "run")
+        self.assertExit(proc, 0)
+        self.assertOutput(proc, rf"{re.escape(self.ledger)}:{n_lines}: "
+                                r"ignoring a torn last line")
+        self.assertOutput(proc, r"cutting off a torn last line")
+        self.assertNoOutput(proc, r"restored from a backup")
+        data = self.ledger_text()
+        self.assertTrue(data.startswith(good))
+        self.assertTrue(data.endswith(b"\n"))
+        # usable: read back clean by the next cycle and by replay
+        proc = self.rd(conf, "run")
+        self.assertExit(proc, 0)
+        self.assertNoOutput(proc, r"ledger")
+        self.assertExit(self.rd(conf, "replay", "--dry-run"), 0)
+        self.assertEqual(self.count("actions WHERE action = 'restore_detected'"), 0)
+        self.assertExit(self.rd(conf, "verify"), 0)
 
     def test_a_damaged_line_is_skipped_with_a_warning(self):
         self.seed()

@@ -411,9 +411,6 @@ static const struct error_case {
 	{"subject_column without subject",
 	 RULE_OPEN "subject_column = \"customer_id\";\n" RULE_CLOSE, 5,
 	 "\"subject_column\" needs \"subject\"", NULL},
-	{"on_erasure without subject",
-	 RULE_OPEN "on_erasure = \"keep\";\n" RULE_CLOSE, 5,
-	 "\"on_erasure\" has no effect without \"subject\"", NULL},
 	{"subject that cannot be typed as SUBJECT:ID",
 	 RULE_OPEN "subject = \"cust:omer\"; subject_column = \"id\";\n"
 	 RULE_CLOSE, 5, "(it is typed as SUBJECT:ID)", NULL},
