@@ -490,6 +490,8 @@ class CitusCluster:
         "max_prepared_transactions": "100",
         "max_connections": "120",
         "citus.shard_replication_factor": "1",
+        # a maintenance daemon per database with the extension
+        "max_worker_processes": "64",
     }
 
     def __init__(self, name="citus", workers=2, settings=None):

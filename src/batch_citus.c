@@ -1,0 +1,213 @@
+/* batch_citus: one batch on a Citus table (plan_citus.h). Each batch is
+ * one transaction: the change, then its audit row on the coordinator;
+ * Citus commits the shards and the coordinator with two-phase commit, so
+ * the audit row exists if and only if the change does. */
+#include "plan_citus.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define OID_FLOAT8 701
+
+/* BEGIN, COMMIT, ROLLBACK, noting the class of a failure in OUT. */
+static bool
+command(PGconn *conn, const char *sql, struct batch_outcome *out, char **err)
+{
+	PGresult *res = db_exec_params(conn, sql, 0, NULL, NULL, &out->errclass,
+				       err);
+	PQclear(res);
+	return res != NULL;
+}
+
+static void
+rollback(PGconn *conn)
+{
+	char *e = NULL;
+	if (!db_exec(conn, "ROLLBACK", &e))
+		free(e);
+}
+
+/* The audit row of CHANGED rows, inside the open transaction. */
+static bool
+audit(PGconn *conn, struct plan *p, size_t target, const char *cutoff,
+      long long run_id, const char *detail_json, long long changed,
+      struct batch_outcome *out, char **err)
+{
+	char run[32], rows[32];
+	snprintf(run, sizeof(run), "%lld", run_id);
+	snprintf(rows, sizeof(rows), "%lld", changed);
+	struct plan_args a = { .run = run, .target = p->targets[target].name,
+			       .cutoff = cutoff, .rows = rows,
+			       .detail = detail_json };
+	PGresult *res = plan_exec(conn, p, &p->audit, &a, &out->errclass, err);
+	PQclear(res);
+	return res != NULL;
+}
+
+bool
+citus_batch_run(PGconn *conn, struct plan *p, size_t target,
+		const char *cutoff, long long limit, const char *from,
+		long long run_id, const char *detail_json,
+		struct batch_outcome *out, char **err)
+{
+	char lim[32];
+	snprintf(lim, sizeof(lim), "%lld", limit);
+	struct plan_args a = { .cutoff = cutoff, .limit = lim, .from = from };
+
+	memset(out, 0, sizeof(*out));
+	if (!command(conn, "BEGIN", out, err))
+		return false;
+	PGresult *res = plan_exec(conn, p, &p->targets[target].batch, &a,
+				  &out->errclass, err);
+	if (!res)
+		goto fail;
+	out->changed = atoll(PQgetvalue(res, 0, 1));
+	out->picked = out->changed;
+	out->last_age = PQgetisnull(res, 0, 2) ? NULL
+					       : xstrdup(PQgetvalue(res, 0, 2));
+	out->last = out->picked < limit;
+	PQclear(res);
+	if (out->changed > 0 && !audit(conn, p, target, cutoff, run_id,
+				       detail_json, out->changed, out, err))
+		goto fail;
+	if (command(conn, "COMMIT", out, err))
+		return true;
+	goto failed;	/* a failed COMMIT has rolled back already */
+fail:
+	rollback(conn);
+failed:
+	out->changed = 0;
+	free(out->last_age);
+	out->last_age = NULL;
+	return false;
+}
+
+/*
+ * Where the due rows from FROM on begin, and how many seconds of age hold
+ * one row on average: the first slice's width. *START NULL: none is due.
+ */
+static bool
+estimate(PGconn *conn, struct plan *p, size_t target, const char *cutoff,
+	 const char *from, char **start, double *per_row,
+	 struct batch_outcome *out, char **err)
+{
+	struct plan_stmt st = { 0 };
+	st.nparams = p->nfrag;
+	memcpy(st.types, p->frag_types, sizeof(Oid) * (size_t)p->nfrag);
+	memcpy(st.args, p->frag_args, sizeof(st.args[0]) * (size_t)p->nfrag);
+	int f = ++st.nparams;
+	st.args[f - 1] = PA_FROM;
+	st.types[f - 1] = OID_TEXT;
+	const char *age = p->age_q, *type = p->age_type;
+	/* one aggregate per shard, summed on the coordinator: no ORDER BY,
+	 * no OFFSET, no rows pulled to the coordinator */
+	st.sql = xasprintf(
+		"SELECT count(*), min(%s)::text, extract(epoch FROM"
+		" max(%s)::timestamptz - min(%s)::timestamptz)::float8"
+		" FROM %s t WHERE %s AND %s AND %s AND %s >= $%d::%s",
+		age, age, age, p->targets[target].qname, p->eligible,
+		p->not_held, p->unreferenced, age, f, type);
+	struct plan_args a = { .cutoff = cutoff, .from = from };
+	PGresult *res = plan_exec(conn, p, &st, &a, &out->errclass, err);
+	free(st.sql);
+	if (!res)
+		return false;
+	long long n = atoll(PQgetvalue(res, 0, 0));
+	*start = n > 0 ? xstrdup(PQgetvalue(res, 0, 1)) : NULL;
+	double span = n > 0 ? atof(PQgetvalue(res, 0, 2)) : 0;
+	*per_row = n > 0 ? fmax(span, 1) / (double)n : 0;
+	PQclear(res);
+	return true;
+}
+
+/* The end of the slice of WIDTH seconds from START, and whether it
+ * reaches the cutoff (then the slice takes all that is due). */
+static bool
+slice_end(PGconn *conn, const struct plan *p, const char *start,
+	  double width, const char *cutoff, char **upto, bool *last,
+	  struct batch_outcome *out, char **err)
+{
+	bool date = strcmp(p->age_type, "date") == 0;
+	char w[64];
+	snprintf(w, sizeof(w), "%.6f", width);
+	char *sql = xasprintf(
+		"SELECT x::text, %s FROM (SELECT ($1::%s + $2::float8"
+		" * interval '1 second')::%s AS x) s",
+		date ? "x >= $3::timestamptz::date" : "x::timestamptz >= $3::timestamptz",
+		p->age_type, p->age_type);
+	const char *values[] = { start, w, cutoff };
+	Oid types[] = { OID_TEXT, OID_FLOAT8, OID_TIMESTAMPTZ };
+	PGresult *res = db_exec_params(conn, sql, 3, types, values,
+				       &out->errclass, err);
+	free(sql);
+	if (!res)
+		return false;
+	*upto = xstrdup(PQgetvalue(res, 0, 0));
+	*last = PQgetvalue(res, 0, 1)[0] == 't';
+	PQclear(res);
+	return true;
+}
+
+bool
+citus_batch_run_slice(PGconn *conn, struct plan *p, size_t target,
+		      const char *cutoff, long long limit, const char *from,
+		      long long run_id, const char *detail_json,
+		      struct batch_outcome *out, char **err)
+{
+	struct plan_target *bt = &p->targets[target];
+	char *start = NULL, *upto = NULL;
+	bool last = false;
+	/* a date holds whole days: a slice never narrower than one */
+	double min_width = strcmp(p->age_type, "date") == 0 ? 86400 : 1;
+
+	memset(out, 0, sizeof(*out));
+	if (bt->slice_per_row <= 0 || strcmp(from, "-infinity") == 0) {
+		if (!estimate(conn, p, target, cutoff, from, &start,
+			      &bt->slice_per_row, out, err))
+			return false;
+		if (!start) {
+			out->last = true;	/* nothing due */
+			return true;
+		}
+	} else {
+		start = xstrdup(from);
+	}
+	double width = fmax(bt->slice_per_row * (double)limit, min_width);
+	if (min_width > 1)
+		width = ceil(width / min_width) * min_width;
+	if (!slice_end(conn, p, start, width, cutoff, &upto, &last, out, err))
+		goto fail_free;
+
+	if (!command(conn, "BEGIN", out, err))
+		goto fail_free;
+	struct plan_args a = { .cutoff = cutoff, .from = start, .upto = upto };
+	PGresult *res = plan_exec(conn, p, last ? &bt->range_last : &bt->range,
+				  &a, &out->errclass, err);
+	if (!res)
+		goto fail;
+	out->changed = atoll(PQcmdTuples(res));
+	PQclear(res);
+	if (out->changed > 0 && !audit(conn, p, target, cutoff, run_id,
+				       detail_json, out->changed, out, err))
+		goto fail;
+	if (!command(conn, "COMMIT", out, err))
+		goto fail_free;	/* rolled back already */
+
+	/* the next slice: as wide as LIMIT rows were in this one; an empty
+	 * slice (a gap in the ages) measures again from where it ended */
+	bt->slice_per_row = out->changed > 0 ? width / (double)out->changed : 0;
+	out->last = last;
+	out->picked = last ? out->changed : limit;
+	out->last_age = upto;
+	free(start);
+	return true;
+fail:
+	rollback(conn);
+fail_free:
+	out->changed = 0;
+	free(start);
+	free(upto);
+	return false;
+}
