@@ -78,7 +78,9 @@ rules = (
 );
 """
         conf = write_config(self.tmp, text)
-        self.assertExit(self.rd(conf, "init-db"), 0)
+        proc = self.rd(conf, "init-db")
+        self.assertExit(proc, 0)
+        self.assertClean(proc)
         return conf
 
     def rd(self, conf, *args, **kw):
@@ -162,6 +164,34 @@ FROM generate_series(1, 600) g;
 
     def test_expiry_on_a_distributed_table_without_an_age_index(self):
         self.check_events_run(index=False)
+
+    def test_retentiond_schema_lives_on_the_coordinator_only(self):
+        self.sql("CREATE TABLE notes (id int PRIMARY KEY, at timestamptz);")
+        self.config("""{ name = "notes"; policy = "p"; table = "notes"; age_column = "at";
+  retain = "1 year"; }""")
+        self.assertEqual(self.sql("SELECT count(*) FROM pg_namespace WHERE nspname = 'retention'"),
+                         "1")
+        for w in self.cluster.workers:
+            self.assertEqual(w.psql("SELECT count(*) FROM pg_namespace"
+                                    " WHERE nspname = 'retention'", dbname=self.db), "0")
+
+    def test_citus_local_table_with_a_subject_honours_holds(self):
+        self.sql("""
+CREATE TABLE sessions (id int PRIMARY KEY, ended_at timestamptz);
+SELECT citus_add_local_table_to_metadata('sessions');
+INSERT INTO sessions SELECT g, now() - interval '3 years' FROM generate_series(1, 20) g;
+""")
+        conf = self.config("""{
+  name = "sessions"; policy = "p"; table = "sessions"; age_column = "ended_at";
+  retain = "1 year"; subject = "customer"; subject_column = "id"; max_fraction = 1.0;
+}""")
+        self.assertExit(self.rd(conf, "hold", "add", "customer:5", "--reason", "r"), 0)
+        proc = self.rd(conf, "run")
+        self.assertExit(proc, 0)
+        self.assertClean(proc)
+        self.assertEqual(self.sql("SELECT string_agg(id::text, ',') FROM sessions"), "5")
+        self.assertEqual(self.audit_rows(), 19)
+        self.assertExit(self.rd(conf, "verify"), 0)
 
     def test_reference_table_with_a_subject_honours_holds(self):
         self.sql("""
