@@ -84,14 +84,12 @@ failed:
 	return false;
 }
 
-/*
- * Where the due rows from FROM on begin, and how many seconds of age hold
- * one row on average: the first slice's width. *START NULL: none is due.
- */
-static bool
-estimate(PGconn *conn, struct plan *p, size_t target, const char *cutoff,
-	 const char *from, char **start, double *per_row,
-	 struct batch_outcome *out, char **err)
+/* Run SELECT LIST FROM the target WHERE (all conditions, from FROM on),
+ * with SAMPLE after the table name; the result or NULL (*err). */
+static PGresult *
+due_query(PGconn *conn, struct plan *p, size_t target, const char *cutoff,
+	  const char *from, const char *list, const char *sample,
+	  struct batch_outcome *out, char **err)
 {
 	struct plan_stmt st = { 0 };
 	st.nparams = p->nfrag;
@@ -100,25 +98,76 @@ estimate(PGconn *conn, struct plan *p, size_t target, const char *cutoff,
 	int f = ++st.nparams;
 	st.args[f - 1] = PA_FROM;
 	st.types[f - 1] = OID_TEXT;
-	const char *age = p->age_q, *type = p->age_type;
-	/* one aggregate per shard, summed on the coordinator: no ORDER BY,
-	 * no OFFSET, no rows pulled to the coordinator */
-	st.sql = xasprintf(
-		"SELECT count(*), min(%s)::text, extract(epoch FROM"
-		" max(%s)::timestamptz - min(%s)::timestamptz)::float8"
-		" FROM %s t WHERE %s AND %s AND %s AND %s >= $%d::%s",
-		age, age, age, p->targets[target].qname, p->eligible,
-		p->not_held, p->unreferenced, age, f, type);
+	st.sql = xasprintf("SELECT %s FROM %s t%s WHERE %s AND %s AND %s"
+			   " AND %s >= $%d::%s", list, p->targets[target].qname,
+			   sample, p->eligible, p->not_held, p->unreferenced,
+			   p->age_q, f, p->age_type);
 	struct plan_args a = { .cutoff = cutoff, .from = from };
 	PGresult *res = plan_exec(conn, p, &st, &a, &out->errclass, err);
 	free(st.sql);
+	return res;
+}
+
+/* Below this many sampled rows the sample says too little: count them. */
+#define SAMPLED_ENOUGH 100
+
+/*
+ * Where the due rows from FROM on begin, and how many seconds of age hold
+ * one row on average: the first slice's width. *START NULL: none is due.
+ * Each query is one aggregate per shard, summed on the coordinator: no
+ * ORDER BY, no OFFSET, no rows pulled to the coordinator. The number of
+ * rows comes from a 1% sample of the pages when that finds enough of
+ * them (a full count of a big table would cost a fifth of deleting it);
+ * the slices after the first are sized from what they really changed.
+ */
+static bool
+estimate(PGconn *conn, struct plan *p, size_t target, const char *cutoff,
+	 const char *from, char **start, double *per_row,
+	 struct batch_outcome *out, char **err)
+{
+	const char *age = p->age_q;
+	*start = NULL;
+	*per_row = 0;
+	char *list = xasprintf("min(%s)::text, extract(epoch FROM max(%s)::"
+			       "timestamptz - min(%s)::timestamptz)::float8",
+			       age, age, age);
+	PGresult *res = due_query(conn, p, target, cutoff, from, list, "", out,
+				  err);
+	free(list);
 	if (!res)
 		return false;
-	long long n = atoll(PQgetvalue(res, 0, 0));
-	*start = n > 0 ? xstrdup(PQgetvalue(res, 0, 1)) : NULL;
-	double span = n > 0 ? atof(PQgetvalue(res, 0, 2)) : 0;
-	*per_row = n > 0 ? fmax(span, 1) / (double)n : 0;
+	if (PQgetisnull(res, 0, 0)) {
+		PQclear(res);
+		return true;	/* nothing due */
+	}
+	char *first = xstrdup(PQgetvalue(res, 0, 0));
+	double span = fmax(atof(PQgetvalue(res, 0, 1)), 1);
 	PQclear(res);
+
+	double n = 0;
+	res = due_query(conn, p, target, cutoff, from, "count(*)",
+			" TABLESAMPLE SYSTEM (1)", out, err);
+	if (res) {
+		n = atof(PQgetvalue(res, 0, 0));
+		PQclear(res);
+		/* half: a sample's error must not make the first slice
+		 * twice as long as the batch it stands for */
+		n = n >= SAMPLED_ENOUGH ? n * 100 * 2 : 0;
+	}
+	if (res && n == 0) {
+		res = due_query(conn, p, target, cutoff, from, "count(*)", "",
+				out, err);
+		if (res) {
+			n = fmax(atof(PQgetvalue(res, 0, 0)), 1);
+			PQclear(res);
+		}
+	}
+	if (!res) {
+		free(first);
+		return false;
+	}
+	*start = first;
+	*per_row = span / n;
 	return true;
 }
 
