@@ -21,6 +21,38 @@ command(PGconn *conn, const char *sql, struct batch_outcome *out, char **err)
 	return res != NULL;
 }
 
+/*
+ * BEGIN, with the session's lock_timeout (which the driver sets per batch
+ * kind) in force on the workers too: Citus does not pass a session's SET
+ * on, and a row lock is waited for on the worker holding the shard, where
+ * the coordinator's lock_timeout never fires. SET LOCAL in a transaction
+ * is propagated when citus.propagate_set_commands is 'local'.
+ */
+static bool
+begin(PGconn *conn, struct batch_outcome *out, char **err)
+{
+	if (!command(conn, "BEGIN", out, err))
+		return false;
+	PGresult *res = db_exec_params(conn, "SHOW lock_timeout", 0, NULL,
+				       NULL, &out->errclass, err);
+	if (!res)
+		return false;
+	char *lit = PQescapeLiteral(conn, PQgetvalue(res, 0, 0),
+				    strlen(PQgetvalue(res, 0, 0)));
+	PQclear(res);
+	if (!lit) {
+		*err = db_error(conn, NULL);
+		return false;
+	}
+	char *sql = xasprintf("SET LOCAL lock_timeout = %s", lit);
+	PQfreemem(lit);
+	bool ok = command(conn, "SET LOCAL citus.propagate_set_commands = "
+			  "'local'", out, err) &&
+		  command(conn, sql, out, err);
+	free(sql);
+	return ok;
+}
+
 static void
 rollback(PGconn *conn)
 {
@@ -57,8 +89,8 @@ citus_batch_run(PGconn *conn, struct plan *p, size_t target,
 	struct plan_args a = { .cutoff = cutoff, .limit = lim, .from = from };
 
 	memset(out, 0, sizeof(*out));
-	if (!command(conn, "BEGIN", out, err))
-		return false;
+	if (!begin(conn, out, err))
+		goto fail;
 	PGresult *res = plan_exec(conn, p, &p->targets[target].batch, &a,
 				  &out->errclass, err);
 	if (!res)
@@ -229,8 +261,8 @@ citus_batch_run_slice(PGconn *conn, struct plan *p, size_t target,
 	if (!slice_end(conn, p, start, width, cutoff, &upto, &last, out, err))
 		goto fail_free;
 
-	if (!command(conn, "BEGIN", out, err))
-		goto fail_free;
+	if (!begin(conn, out, err))
+		goto fail;
 	struct plan_args a = { .cutoff = cutoff, .from = start, .upto = upto };
 	PGresult *res = plan_exec(conn, p, last ? &bt->range_last : &bt->range,
 				  &a, &out->errclass, err);

@@ -27,6 +27,7 @@ import hmac
 import json
 import os
 import re
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -191,6 +192,48 @@ INSERT INTO sessions SELECT g, now() - interval '3 years' FROM generate_series(1
         self.assertClean(proc)
         self.assertEqual(self.sql("SELECT string_agg(id::text, ',') FROM sessions"), "5")
         self.assertEqual(self.audit_rows(), 19)
+        self.assertExit(self.rd(conf, "verify"), 0)
+
+    def test_a_locked_row_is_waited_for_then_left_for_the_next_cycle(self):
+        """No SKIP LOCKED on Citus: a batch meeting a row another session
+        holds waits lock_timeout, is retried by primary key, and then the
+        rule stops ("lock timeout"); what was done is audited, the next
+        cycle finishes."""
+        self.seed_events()
+        conf = self.config(self.EVENTS_RULE.replace(
+            "batch_size = 300;", "batch_size = 5000;"))
+        with open(conf) as f:
+            text = f.read()
+        with open(conf, "w") as f:
+            f.write(text.replace("database: {", 'database: {\n  lock_timeout = "300ms";', 1))
+        locker = subprocess.Popen(
+            [self.cluster.coordinator._bin("psql"), "-X", "-q", "-At", "-h", self.cluster.host,
+             "-p", str(self.cluster.port), "-U", "postgres", "-d", self.db],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, env=harness.clean_env())
+        self.addCleanup(lambda: (locker.poll() is None) and (locker.kill(), locker.wait()))
+        locker.stdin.write("BEGIN;\nSELECT 1 FROM events WHERE customer_id = 3 AND id = 3"
+                           " FOR UPDATE;\n\\echo locked\n")
+        locker.stdin.flush()
+        for line in locker.stdout:
+            if line.strip() == "locked":
+                break
+        proc = self.rd(conf, "run")
+        self.assertExit(proc, 0)
+        self.assertOutput(proc, r'rule "events".*lock timeout, the rest is left for the '
+                          r'next cycle', stream="stdout")
+        self.assertEqual(self.sql("SELECT count(*) FROM events WHERE id = 3"), "1")
+        removed = 3300 - int(self.sql("SELECT count(*) FROM events"))
+        self.assertEqual(self.audit_rows("events"), removed)
+        locker.stdin.write("ROLLBACK;\n")
+        locker.stdin.close()
+        locker.wait(timeout=30)
+        locker.stdout.close()
+        locker.stderr.close()
+        proc = self.rd(conf, "run")
+        self.assertExit(proc, 0)
+        self.assertEqual(self.sql("SELECT count(*) FROM events WHERE id = 3"), "0")
+        self.assertEqual(self.audit_rows("events"), 2700, "no hold here: every expired row")
         self.assertExit(self.rd(conf, "verify"), 0)
 
     def test_reference_table_with_a_subject_honours_holds(self):
