@@ -194,6 +194,7 @@ INSERT INTO sessions SELECT g, now() - interval '3 years' FROM generate_series(1
         self.assertEqual(self.audit_rows(), 19)
         self.assertExit(self.rd(conf, "verify"), 0)
 
+    @harness.real_clock("PostgreSQL's lock_timeout never fires under libfaketime")
     def test_a_locked_row_is_waited_for_then_left_for_the_next_cycle(self):
         """No SKIP LOCKED on Citus: a batch meeting a row another session
         holds waits lock_timeout, is retried by primary key, and then the
