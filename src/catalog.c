@@ -279,6 +279,27 @@ check_citus(struct ctx *c, const struct catalog_table *t)
 		    "single server");
 		return;
 	}
+	/* what plan_citus.c would refuse at run time, refused here */
+	char *pk = NULL;
+	if (!plan_citus_primary_key(c->conn, t->oid, &pk, &err)) {
+		say(c, DIAG_WARNING, RULE_LINE(c, table),
+		    "could not read the primary key: %s", err);
+		free(err);
+	} else if (!pk) {
+		say(c, DIAG_ERROR, RULE_LINE(c, table),
+		    "the Citus %s table has no primary key, which retentiond "
+		    "needs to pick rows on Citus", kind);
+	}
+	free(pk);
+	for (size_t i = 0; i < c->rule->n_deidentify; i++) {
+		const struct column_method *cm = &c->rule->deidentify[i];
+		const struct catalog_column *col = catalog_column(t, cm->column);
+		if (cm->method == METHOD_TRUNCATE_IP && col &&
+		    strcmp(col->base, "inet") != 0 && strcmp(col->base, "cidr") != 0)
+			say(c, DIAG_ERROR,
+			    cm->line > 0 ? cm->line : RULE_LINE(c, deidentify),
+			    "column \"%s\": " PLAN_CITUS_NO_TEXT_IP, cm->column);
+	}
 	say(c, DIAG_NOTE, RULE_LINE(c, table),
 	    "a Citus %s table: rows are picked by primary key, "
 	    "expiry goes in time slices of the age, holds are passed to the "

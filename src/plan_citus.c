@@ -45,9 +45,8 @@ plan_citus_kind(PGconn *conn, const char *oid, const char **kind, char **err)
 	return true;
 }
 
-/* The primary key's columns as t."a", t."b"; NULL *out when none. */
-static bool
-load_pk(PGconn *conn, const char *oid, char **out, char **err)
+bool
+plan_citus_primary_key(PGconn *conn, const char *oid, char **out, char **err)
 {
 	const char *params[] = { oid };
 	PGresult *res = db_query(conn,
@@ -92,7 +91,7 @@ plan_citus_detect(PGconn *conn, struct plan *p, char **err)
 		return true;	/* a single server's SQL works */
 	p->citus = xcalloc(1, sizeof(*p->citus));
 	p->citus->kind = kind;
-	if (!load_pk(conn, p->oid, &p->citus->pk, err))
+	if (!plan_citus_primary_key(conn, p->oid, &p->citus->pk, err))
 		return false;
 	if (!p->citus->pk) {
 		/* fail closed: without a key there is no way to pick rows
@@ -184,10 +183,7 @@ plan_citus_deid_expr(PGconn *conn, enum deid_method method, const char *c,
 				" THEN network(set_masklen(%s, least(masklen(%s), 24)))"
 				" ELSE network(set_masklen(%s, least(masklen(%s), 48)))"
 				" END", c, c, c, c, c);
-		*err = xstrdup("method \"truncate_ip\" on a text column is not "
-			       "supported on a Citus table (its helper function "
-			       "lives on the coordinator only); use an inet "
-			       "column");
+		*err = xstrdup(PLAN_CITUS_NO_TEXT_IP);
 		return NULL;
 	case METHOD_YEAR:
 		if (strcmp(col->base, "date") == 0)

@@ -44,6 +44,17 @@ struct plan_citus {
 bool plan_citus_kind(PGconn *conn, const char *oid, const char **kind,
 		     char **err) MUSTCHECK;
 
+/* The primary key's columns of table OID as t."a", t."b"; *OUT NULL when
+ * it has none. */
+bool plan_citus_primary_key(PGconn *conn, const char *oid, char **out,
+			    char **err) MUSTCHECK;
+
+/* Why truncate_ip on a text column cannot run on a Citus table. */
+#define PLAN_CITUS_NO_TEXT_IP \
+	"method \"truncate_ip\" on a text column is not supported on a " \
+	"Citus table (its helper function lives on the coordinator only); " \
+	"use an inet column"
+
 /* Set p->citus when P's table (p->oid) is a Citus table. */
 bool plan_citus_detect(PGconn *conn, struct plan *p, char **err) MUSTCHECK;
 

@@ -454,6 +454,28 @@ INSERT INTO orders SELECT 1 + g % 10, g, now() - g * interval '1 day' FROM gener
         self.assertRegex(out, r'rule "tags".*Citus reference table')
         self.assertRegex(out, r'rule "notes".*local table on the Citus coordinator')
 
+    def test_check_refuses_what_citus_cannot_run(self):
+        self.sql("""
+CREATE TABLE logs (id int, at timestamptz);
+SELECT create_distributed_table('logs', 'id');
+CREATE TABLE visits (id int PRIMARY KEY, at timestamptz, ip text);
+SELECT create_distributed_table('visits', 'id');
+""")
+        conf = self.config("""
+{ name = "logs"; policy = "p"; table = "logs"; age_column = "at"; retain = "1 year"; },
+{ name = "visits"; policy = "p"; table = "visits"; age_column = "at";
+  retain = "1 year"; action = "deidentify"; deidentify = { ip = "truncate_ip"; }; }
+""")
+        proc = self.rd(conf, "check")
+        self.assertExit(proc, 2)
+        self.assertOutput(proc, r':\d+: rule "logs" \(public.logs\): the Citus distributed '
+                          r'table has no primary key')
+        self.assertOutput(proc, r':\d+: rule "visits" \(public.visits\): column "ip": method '
+                          r'"truncate_ip" on a text column is not supported on a Citus table')
+        proc = self.rd(conf, "run")
+        self.assertExit(proc, 1)
+        self.assertOutput(proc, r'rule "logs".*has no primary key', stream="stdout")
+
 
 if __name__ == "__main__":
     harness.main()
