@@ -97,8 +97,10 @@ citus_batch_run(PGconn *conn, struct plan *p, size_t target,
 		goto fail;
 	out->changed = atoll(PQgetvalue(res, 0, 1));
 	out->picked = out->changed;
-	out->last_age = PQgetisnull(res, 0, 2) ? NULL
-					       : xstrdup(PQgetvalue(res, 0, 2));
+	/* no last_age: without ORDER BY (which would pull every shard's
+	 * LIMIT rows to the coordinator) the rows changed are not the
+	 * oldest, and the next time slice must start where the last one did,
+	 * or older due rows would be passed over */
 	out->last = out->picked < limit;
 	PQclear(res);
 	if (out->changed > 0 && !audit(conn, p, target, cutoff, run_id,

@@ -203,8 +203,9 @@ plan_citus_deid_expr(PGconn *conn, enum deid_method method, const char *c,
 
 /*
  * Pick up to LIMIT rows by primary key, change them with every condition
- * re-checked, and return how many and the largest age changed. No FOR
- * UPDATE: a multi-shard query cannot lock; a row someone else holds is
+ * re-checked, and return how many (twice: picked and changed, as the
+ * single-server batch returns them; no age). No FOR UPDATE: a multi-shard
+ * query cannot lock; a row someone else holds is
  * waited for, up to lock_timeout, and the driver retries or stops.
  */
 void
@@ -238,9 +239,9 @@ plan_citus_batch_statement(struct plan *p, const char *target_q,
 		  p->citus->pk, p->citus->pk, target_q, cond);
 	if (walk)
 		sb_printf(&b, " AND %s >= $%d::%s", p->age_q, from, p->age_type);
-	sb_printf(&b, " LIMIT $%d) AND %s RETURNING %s AS age)"
-		  " SELECT count(*), count(*), max(age)::text FROM changed",
-		  lim, cond, p->age_q);
+	sb_printf(&b, " LIMIT $%d) AND %s RETURNING 1)"
+		  " SELECT count(*), count(*), NULL::text FROM changed",
+		  lim, cond);
 	free(cond);
 	st->sql = sb_take(&b);
 }
