@@ -159,6 +159,10 @@ FROM generate_series(1, 600) g;
         self.assertClean(proc)
         self.assertEqual(self.audit_rows("events"), expired_unheld)
         self.assertExit(self.rd(conf, "verify"), 0)
+        # the report explains the rows left (held) with the same queries
+        proc = self.rd(conf, "report")
+        self.assertExit(proc, 0)
+        self.assertClean(proc)
 
     def test_expiry_on_a_distributed_table_with_an_age_index(self):
         self.check_events_run(index=True)
@@ -248,9 +252,18 @@ INSERT INTO countries SELECT g, now() - interval '3 years' FROM generate_series(
   retain = "1 year"; subject = "customer"; subject_column = "id"; max_fraction = 1.0;
 }""")
         self.assertExit(self.rd(conf, "hold", "add", "customer:3", "--reason", "r"), 0)
+        # the commands that only read work on Citus tables too
+        for args in (["plan"], ["coverage"]):
+            proc = self.rd(conf, *args)
+            self.assertExit(proc, 0, f"{args}")
+            self.assertClean(proc)
         proc = self.rd(conf, "run")
         self.assertExit(proc, 0)
         self.assertClean(proc)
+        for args in (["report"], ["report", "--format", "json"]):
+            proc = self.rd(conf, *args)
+            self.assertExit(proc, 0)
+            self.assertClean(proc)
         self.assertEqual(self.sql("SELECT string_agg(id::text, ',') FROM countries"), "3")
         self.assertEqual(self.audit_rows(), 19)
         self.assertExit(self.rd(conf, "verify"), 0)
