@@ -122,8 +122,8 @@ failed:
  * with SAMPLE after the table name; the result or NULL (*err). */
 static PGresult *
 due_query(PGconn *conn, struct plan *p, size_t target, const char *cutoff,
-	  const char *from, const char *list, const char *sample,
-	  struct batch_outcome *out, char **err)
+	  const char *from, const char *upto, const char *list,
+	  const char *sample, struct batch_outcome *out, char **err)
 {
 	struct plan_stmt st = { 0 };
 	st.nparams = p->nfrag;
@@ -132,11 +132,19 @@ due_query(PGconn *conn, struct plan *p, size_t target, const char *cutoff,
 	int f = ++st.nparams;
 	st.args[f - 1] = PA_FROM;
 	st.types[f - 1] = OID_TEXT;
+	char *below = NULL;
+	if (upto) {
+		int u = ++st.nparams;
+		st.args[u - 1] = PA_UPTO;
+		st.types[u - 1] = OID_TEXT;
+		below = xasprintf(" AND %s < $%d::%s", p->age_q, u, p->age_type);
+	}
 	st.sql = xasprintf("SELECT %s FROM %s t%s WHERE %s AND %s AND %s"
-			   " AND %s >= $%d::%s", list, p->targets[target].qname,
+			   " AND %s >= $%d::%s%s", list, p->targets[target].qname,
 			   sample, p->eligible, p->not_held, p->unreferenced,
-			   p->age_q, f, p->age_type);
-	struct plan_args a = { .cutoff = cutoff, .from = from };
+			   p->age_q, f, p->age_type, below ? below : "");
+	free(below);
+	struct plan_args a = { .cutoff = cutoff, .from = from, .upto = upto };
 	PGresult *res = plan_exec(conn, p, &st, &a, &out->errclass, err);
 	free(st.sql);
 	return res;
@@ -165,8 +173,8 @@ estimate(PGconn *conn, struct plan *p, size_t target, const char *cutoff,
 	char *list = xasprintf("min(%s)::text, extract(epoch FROM max(%s)::"
 			       "timestamptz - min(%s)::timestamptz)::float8",
 			       age, age, age);
-	PGresult *res = due_query(conn, p, target, cutoff, from, list, "", out,
-				  err);
+	PGresult *res = due_query(conn, p, target, cutoff, from, NULL, list, "",
+				  out, err);
 	free(list);
 	if (!res)
 		return false;
@@ -179,7 +187,7 @@ estimate(PGconn *conn, struct plan *p, size_t target, const char *cutoff,
 	PQclear(res);
 
 	double n = 0;
-	res = due_query(conn, p, target, cutoff, from, "count(*)",
+	res = due_query(conn, p, target, cutoff, from, NULL, "count(*)",
 			" TABLESAMPLE SYSTEM (1)", out, err);
 	if (res) {
 		n = atof(PQgetvalue(res, 0, 0));
@@ -189,8 +197,8 @@ estimate(PGconn *conn, struct plan *p, size_t target, const char *cutoff,
 		n = n >= SAMPLED_ENOUGH ? n * 100 * 2 : 0;
 	}
 	if (res && n == 0) {
-		res = due_query(conn, p, target, cutoff, from, "count(*)", "",
-				out, err);
+		res = due_query(conn, p, target, cutoff, from, NULL, "count(*)",
+				"", out, err);
 		if (res) {
 			n = fmax(atof(PQgetvalue(res, 0, 0)), 1);
 			PQclear(res);
@@ -233,6 +241,68 @@ slice_end(PGconn *conn, const struct plan *p, const char *start,
 	return true;
 }
 
+/*
+ * Up to LIMIT due rows of the slice [START, UPTO), by primary key, with
+ * their audit row, in one transaction: for a slice that holds many more
+ * rows than LIMIT however narrow it is (rows sharing one age).
+ */
+static bool
+tied_batch(PGconn *conn, struct plan *p, size_t target, const char *cutoff,
+	   long long limit, const char *start, const char *upto,
+	   long long run_id, const char *detail_json,
+	   struct batch_outcome *out, char **err)
+{
+	const char *q = p->targets[target].qname;
+	char *cond = xasprintf("%s AND %s AND %s", p->eligible, p->not_held,
+			       p->unreferenced);
+	struct plan_stmt st = { 0 };
+	st.nparams = p->nfrag;
+	memcpy(st.types, p->frag_types, sizeof(Oid) * (size_t)p->nfrag);
+	memcpy(st.args, p->frag_args, sizeof(st.args[0]) * (size_t)p->nfrag);
+	int f = ++st.nparams, u = ++st.nparams, l = ++st.nparams;
+	st.args[f - 1] = PA_FROM;
+	st.args[u - 1] = PA_UPTO;
+	st.args[l - 1] = PA_LIMIT;
+	st.types[f - 1] = st.types[u - 1] = OID_TEXT;
+	st.types[l - 1] = OID_INT8;
+	char *change = p->action == ACTION_DELETE
+		? xasprintf("DELETE FROM %s t", q)
+		: xasprintf("UPDATE %s t SET %s", q, p->set);
+	st.sql = xasprintf(
+		"WITH changed AS (%s WHERE (%s) IN (SELECT %s FROM %s t"
+		" WHERE %s AND %s >= $%d::%s AND %s < $%d::%s LIMIT $%d)"
+		" AND %s RETURNING 1) SELECT count(*) FROM changed",
+		change, p->citus->pk, p->citus->pk, q, cond, p->age_q, f,
+		p->age_type, p->age_q, u, p->age_type, l, cond);
+	free(change);
+	free(cond);
+	char lim[32];
+	snprintf(lim, sizeof(lim), "%lld", limit);
+	struct plan_args a = { .cutoff = cutoff, .from = start, .upto = upto,
+			       .limit = lim };
+	bool ok = false;
+	if (!begin(conn, out, err))
+		goto fail;
+	PGresult *res = plan_exec(conn, p, &st, &a, &out->errclass, err);
+	if (!res)
+		goto fail;
+	out->changed = atoll(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	if (out->changed > 0 && !audit(conn, p, target, cutoff, run_id,
+				       detail_json, out->changed, out, err))
+		goto fail;
+	ok = command(conn, "COMMIT", out, err);
+	if (!ok)
+		out->changed = 0;
+	free(st.sql);
+	return ok;
+fail:
+	rollback(conn);
+	out->changed = 0;
+	free(st.sql);
+	return false;
+}
+
 bool
 citus_batch_run_slice(PGconn *conn, struct plan *p, size_t target,
 		      const char *cutoff, long long limit, const char *from,
@@ -262,6 +332,31 @@ citus_batch_run_slice(PGconn *conn, struct plan *p, size_t target,
 		width = ceil(width / min_width) * min_width;
 	if (!slice_end(conn, p, start, width, cutoff, &upto, &last, out, err))
 		goto fail_free;
+
+	/* A slice is never narrower than min_width: when that width holds
+	 * LIMIT rows or more on average (many rows of one age), count the
+	 * slice, and take one of more than twice LIMIT rows LIMIT rows at a
+	 * time; it stays where it is until fewer are left. */
+	if (bt->slice_per_row * (double)limit <= min_width) {
+		PGresult *res = due_query(conn, p, target, cutoff, start, upto,
+					  "count(*)", "", out, err);
+		if (!res)
+			goto fail_free;
+		long long n = atoll(PQgetvalue(res, 0, 0));
+		PQclear(res);
+		if (n > 2 * limit) {
+			if (!tied_batch(conn, p, target, cutoff, limit, start,
+					upto, run_id, detail_json, out, err))
+				goto fail_free;
+			if (out->changed > 0) {
+				out->picked = limit;
+				out->last_age = start;
+				free(upto);
+				return true;
+			}
+			/* none changed after all (a race): the whole slice */
+		}
+	}
 
 	if (!begin(conn, out, err))
 		goto fail;

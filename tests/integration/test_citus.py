@@ -241,6 +241,36 @@ INSERT INTO sessions SELECT g, now() - interval '3 years' FROM generate_series(1
         self.assertEqual(self.audit_rows("events"), 2700, "no hold here: every expired row")
         self.assertExit(self.rd(conf, "verify"), 0)
 
+    def test_rows_of_one_age_go_in_bounded_batches(self):
+        """A time slice cannot be narrower than a second: when one age
+        holds many more rows than a batch, they go LIMIT at a time."""
+        self.sql("""
+SET citus.shard_count = 8;
+CREATE TABLE pings (customer_id bigint, id bigint, at timestamptz NOT NULL,
+                    PRIMARY KEY (customer_id, id));
+SELECT create_distributed_table('pings', 'customer_id');
+INSERT INTO pings SELECT g % 50, g, date_trunc('second', now()) - interval '30 days'
+FROM generate_series(1, 5000) g;
+INSERT INTO pings SELECT g % 50, 10000 + g, now() FROM generate_series(1, 100) g;
+""")
+        conf = self.config("""{
+  name = "pings"; policy = "p"; table = "pings"; age_column = "at";
+  retain = "7 days"; max_fraction = 1.0; batch_size = 100;
+}""")
+        proc = self.rd(conf, "run")
+        self.assertExit(proc, 0)
+        self.assertClean(proc)
+        self.assertEqual(self.sql("SELECT count(*) FROM pings"), "100")
+        self.assertEqual(self.audit_rows("pings"), 5000)
+        batches, biggest = self.cluster.query(
+            "SELECT count(*), max(rows) FROM retention.actions WHERE rule = 'pings'",
+            dbname=self.db)[0]
+        # batch_size adapts up to ten times itself; the slice's last rows
+        # (at most twice that) go in one batch; never all 5000 at once
+        self.assertLessEqual(int(biggest), 2 * 1000)
+        self.assertGreaterEqual(int(batches), 5)
+        self.assertExit(self.rd(conf, "verify"), 0)
+
     def test_reference_table_with_a_subject_honours_holds(self):
         self.sql("""
 CREATE TABLE countries (id int PRIMARY KEY, retired_at timestamptz);
