@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "plan_citus.h"
+
 static char *
 dup_or_null(const PGresult *res, int row, int col)
 {
@@ -22,6 +24,9 @@ batch_run(PGconn *conn, struct plan *p, size_t target, const char *cutoff,
 			       .run = run, .target = p->targets[target].name,
 			       .detail = detail_json };
 
+	if (p->citus)
+		return citus_batch_run(conn, p, target, cutoff, limit, from,
+				       run_id, detail_json, out, err);
 	memset(out, 0, sizeof(*out));
 	snprintf(lim, sizeof(lim), "%lld", limit);
 	snprintf(run, sizeof(run), "%lld", run_id);
@@ -64,6 +69,9 @@ batch_run_range(PGconn *conn, struct plan *p, size_t target,
 	struct plan_target *bt = &p->targets[target];
 	char lim[32], run[32], rows[32];
 
+	if (p->citus)
+		return citus_batch_run_slice(conn, p, target, cutoff, limit,
+					     from, run_id, detail_json, out, err);
 	assert(bt->bound.sql);
 	memset(out, 0, sizeof(*out));
 	snprintf(lim, sizeof(lim), "%lld", limit);

@@ -7,6 +7,7 @@
 
 #include "db.h"
 #include "log.h"
+#include "plan_citus.h"
 
 struct ctx {
 	PGconn *conn;
@@ -255,6 +256,58 @@ check_index(struct ctx *c, const struct catalog_table *t,
 		    "no index starts with age column \"%s\"; every batch will "
 		    "scan the whole table (CREATE INDEX ON %s.%s (%s))",
 		    age->name, c->rule->schema, c->rule->table, age->name);
+}
+
+/* On a Citus coordinator: what kind of table the rule's is, and how its
+ * batches run (plan_citus.h). */
+static void
+check_citus(struct ctx *c, const struct catalog_table *t)
+{
+	const char *kind;
+	char *err = NULL;
+	if (!plan_citus_kind(c->conn, t->oid, &kind, &err)) {
+		say(c, DIAG_WARNING, RULE_LINE(c, table),
+		    "could not tell whether the table is a Citus table: %s", err);
+		free(err);
+		return;
+	}
+	if (!kind)
+		return;
+	if (strcmp(kind, "local") == 0) {
+		say(c, DIAG_NOTE, RULE_LINE(c, table),
+		    "a local table on the Citus coordinator: runs as on a "
+		    "single server");
+		return;
+	}
+	/* what plan_citus.c would refuse at run time, refused here */
+	char *pk = NULL;
+	if (!plan_citus_primary_key(c->conn, t->oid, &pk, &err)) {
+		say(c, DIAG_WARNING, RULE_LINE(c, table),
+		    "could not read the primary key: %s", err);
+		free(err);
+	} else if (!pk) {
+		say(c, DIAG_ERROR, RULE_LINE(c, table),
+		    "the Citus %s table has no primary key, which retentiond "
+		    "needs to pick rows on Citus", kind);
+	}
+	free(pk);
+	for (size_t i = 0; i < c->rule->n_deidentify; i++) {
+		const struct column_method *cm = &c->rule->deidentify[i];
+		const struct catalog_column *col = catalog_column(t, cm->column);
+		if (cm->method == METHOD_TRUNCATE_IP && col &&
+		    strcmp(col->base, "inet") != 0 && strcmp(col->base, "cidr") != 0)
+			say(c, DIAG_ERROR,
+			    cm->line > 0 ? cm->line : RULE_LINE(c, deidentify),
+			    "column \"%s\": " PLAN_CITUS_NO_TEXT_IP, cm->column);
+	}
+	say(c, DIAG_NOTE, RULE_LINE(c, table),
+	    "a Citus %s table: rows are picked by primary key, "
+	    "expiry goes in time slices of the age, holds are passed to the "
+	    "%s as a list of ids, each batch commits with its audit row%s",
+	    kind, strcmp(kind, "distributed") == 0 ? "shards" : "nodes",
+	    strcmp(kind, "distributed") == 0
+		    ? "; a subject's erasure or access on the distribution "
+		      "column reaches one shard" : "");
 }
 
 static void
@@ -539,6 +592,7 @@ check_rule(struct ctx *c)
 		check_index(c, &t, age);
 	if (t.relkind == 'p')
 		check_partitioning(c, &t);
+	check_citus(c, &t);
 	check_privileges(c, &t);
 	check_references(c, &t);
 	if (c->rule->action == ACTION_DELETE || c->rule->on_erasure == ACTION_DELETE)

@@ -407,7 +407,7 @@ driver_run(const struct driver_ctx *d, struct plan *rs, size_t ti,
 			  "changed %lld in %.1f ms", r->name, tname, s.limit,
 			  range ? "by age" : "by row", bo.picked, bo.changed,
 			  elapsed);
-		if (rs->ordered && bo.last_age) {
+		if ((rs->ordered || rs->citus) && bo.last_age) {
 			free(from);
 			from = bo.last_age;
 		} else {

@@ -100,6 +100,23 @@ hold_sql_not_held(PGconn *conn, const char *schema, const char *subject_param,
 	return sql;
 }
 
+char *
+hold_sql_held_ids(PGconn *conn, const char *schema, const char *subject_param,
+		  char **err)
+{
+	char *table = db_qualified(conn, schema, "legal_holds");
+	if (!table) {
+		*err = db_error(conn, NULL);
+		return NULL;
+	}
+	char *sql = xasprintf(
+		"SELECT coalesce(array_agg(DISTINCT h.subject_id), '{}')::text"
+		" FROM %s h WHERE h.subject = %s AND " HOLD_ACTIVE_SQL,
+		table, subject_param);
+	free(table);
+	return sql;
+}
+
 static char *
 dup_or_null(const PGresult *res, int row, int col)
 {

@@ -71,6 +71,16 @@ char *hold_sql_not_held(PGconn *conn, const char *schema,
 			const char *row_subject_expr, char **err) MUSTCHECK;
 
 /*
+ * On a distributed table (Citus) the correlated subquery above cannot
+ * join the coordinator's legal_holds: the SQL of one query, SUBJECT_PARAM
+ * its only parameter, returning the ids under an active hold for that
+ * subject as one text[] literal ('{}' for none), which the batch passes
+ * as a parameter instead.
+ */
+char *hold_sql_held_ids(PGconn *conn, const char *schema,
+			const char *subject_param, char **err);
+
+/*
  * Place a hold. until may be NULL (no expiry); it is parsed by PostgreSQL
  * and must lie in the future (HOLD_BAD_INPUT otherwise, with *err saying
  * why). On HOLD_OK, *id is the new hold's id and *expires_at (when until

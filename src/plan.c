@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "hold.h"
+#include "plan_citus.h"
 #include "strbuf.h"
 
 /* A statement's parameters start with the fragments' (FRAG) or not. */
@@ -226,6 +227,17 @@ build_targets(PGconn *conn, const struct config *cfg, struct plan *p,
 		return false;
 	for (size_t i = 0; i < p->n_targets; i++) {
 		struct plan_target *t = &p->targets[i];
+		if (p->citus) {
+			/* Citus: by primary key, and expiry by time slices,
+			 * with or without an age index */
+			plan_citus_batch_statement(p, t->qname, &t->batch);
+			if (p->mode == PLAN_EXPIRY) {
+				range_statement(p, t->qname, false, &t->range);
+				range_statement(p, t->qname, true,
+						&t->range_last);
+			}
+			continue;
+		}
 		batch_statement(cfg, conn, p, t->qname, &t->batch);
 		if (p->mode == PLAN_EXPIRY && p->ordered) {
 			bound_statement(p, t->qname, &t->bound);
@@ -288,6 +300,8 @@ table_statements(PGconn *conn, const struct config *cfg, struct plan *p)
 			p->eligible, p->age_q, late, date ? "::date" : "",
 			p->age_q, p->age_q, p->qtable, p->expired,
 			p->qtable, p->expired);
+		if (p->citus)
+			plan_citus_after_statement(p, &p->after);
 	}
 
 	char *actions = db_qualified(conn, cfg->database.schema, "actions");
@@ -329,15 +343,22 @@ build_eligible(PGconn *conn, const struct config *cfg, struct plan *p,
 		sb_printf(&cond, "(%s)", p->rows);
 	} else if (p->mode == PLAN_ERASURE) {
 		char *subj = plan_column_ref(conn, rule->subject_column);
-		if (!subj) {
+		if (subj && p->citus) {
+			bool built = plan_citus_subject_cond(p, t, subj, &cond,
+							     err);
+			free(subj);
+			if (!built)
+				return false;
+		} else if (!subj) {
 			*err = xstrdup("could not build the subject condition: "
 				       "the subject column is not valid in the "
 				       "database encoding");
 			return false;
+		} else {
+			sb_printf(&cond, "%s::text = $%d", subj,
+				  plan_frag_param(p, PA_SUBJECT_ID, OID_TEXT));
+			free(subj);
 		}
-		sb_printf(&cond, "%s::text = $%d", subj,
-			  plan_frag_param(p, PA_SUBJECT_ID, OID_TEXT));
-		free(subj);
 	} else if (strcmp(p->age_type, "date") == 0) {
 		/* A date holds a whole day: it is older than the cutoff only
 		 * when the day before the cutoff's date has ended. */
@@ -376,6 +397,15 @@ build_not_held(PGconn *conn, const struct config *cfg, struct plan *p,
 		return true;
 	}
 	char *ref = plan_column_ref(conn, rule->subject_column);
+	if (ref && p->citus) {
+		bool built = plan_citus_not_held(conn, cfg, p, ref, &e);
+		free(ref);
+		if (built)
+			return true;
+		*err = xasprintf("could not build the legal-hold condition: %s", e);
+		free(e);
+		return false;
+	}
 	char num[16];
 	snprintf(num, sizeof(num), "$%d",
 		 plan_frag_param(p, PA_SUBJECT, OID_TEXT));
@@ -432,7 +462,8 @@ compile(PGconn *conn, const struct config *cfg, const struct rule *rule,
 		*err = xstrdup("an identifier is not valid in the database encoding");
 		goto out;
 	}
-	if (!catalog_has_index_on(conn, &t, age, &p->ordered, err))
+	if (!catalog_has_index_on(conn, &t, age, &p->ordered, err) ||
+	    !plan_citus_detect(conn, p, err))
 		goto out;
 	if (!build_eligible(conn, cfg, p, &t, &set, err) ||
 	    !build_not_held(conn, cfg, p, err))
@@ -514,6 +545,7 @@ plan_release(struct plan *p)
 	free(p->unreferenced);
 	free(p->cascades);
 	free(p->set);
+	plan_citus_free(p->citus);
 	stmt_free(&p->count);
 	stmt_free(&p->count_upto);
 	stmt_free(&p->count_due);
@@ -539,6 +571,8 @@ arg_value(const struct plan *p, const struct plan_args *a, enum plan_arg arg)
 		return p->ipad;
 	case PA_OPAD:
 		return p->opad;
+	case PA_HELD:
+		return p->citus ? p->citus->held : NULL;
 	case PA_LIMIT:
 		return a->limit;
 	case PA_FROM:
@@ -556,7 +590,10 @@ arg_value(const struct plan *p, const struct plan_args *a, enum plan_arg arg)
 	case PA_TARGET:
 		return a->target;
 	case PA_ACTION:
-		return rule_action_name(p->action);
+		/* a range batch is an expiry's; on Citus an erasure's batch
+		 * writes its audit row with this statement too */
+		return p->mode == PLAN_ERASURE ? "erasure"
+					       : rule_action_name(p->action);
 	case PA_ROWS:
 		return a->rows;
 	case PA_DETAIL:
@@ -572,6 +609,10 @@ exec_args(PGconn *conn, const struct plan *p, const char *sql, int n,
 {
 	const char *values[PLAN_MAX_PARAMS];
 
+	for (int i = 0; i < n; i++)
+		if (args[i] == PA_HELD &&
+		    !plan_citus_refresh_held(conn, p, class, err))
+			return NULL;	/* holds unknown: nothing runs */
 	for (int i = 0; i < n; i++)
 		values[i] = arg_value(p, a, args[i]);
 	return db_exec_params(conn, sql, n, types, values, class, err);

@@ -44,6 +44,7 @@ enum plan_arg {
 	PA_SUBJECT_ID,		/* text: an erasure's subject id */
 	PA_IPAD,		/* bytea: HMAC inner pad ("hash") */
 	PA_OPAD,		/* bytea: HMAC outer pad */
+	PA_HELD,		/* text[]: ids under a hold (Citus) */
 	/* the statements' own */
 	PA_LIMIT,		/* int8: rows in a batch */
 	PA_FROM,		/* text: keyset lower bound on the age */
@@ -88,7 +89,12 @@ struct plan_target {
 	struct plan_stmt range;	/* change them, up to an age */
 	struct plan_stmt range_last;	/* ... to the end of what is due */
 	char *swept;		/* where the last range batch began */
+	/* Citus: the next time slice's width, in seconds of age per row of
+	 * the last slice (0: not measured yet) */
+	double slice_per_row;
 };
+
+struct plan_citus;	/* plan_citus.h */
 
 struct plan {
 	const struct rule *rule;
@@ -133,6 +139,10 @@ struct plan {
 
 	struct plan_target *targets;	/* leaf partitions, or the table */
 	size_t n_targets;
+
+	/* a Citus table (distributed, reference, citus-local): the other
+	 * statement forms of plan_citus.c; NULL on a single server */
+	struct plan_citus *citus;
 };
 
 /*

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "plan_citus.h"
 #include "strbuf.h"
 
 char *
@@ -69,9 +70,21 @@ plan_frag_deidentify(PGconn *conn, const struct config *cfg, struct plan *rs,
 		}
 		char *ref = plan_column_ref(conn, cm->column);
 		char *lhs = db_ident(conn, cm->column);
-		char *expr = ref && lhs && schema_q
-			? deid_expr(cm->method, ref, col, schema_q, ipad, opad)
-			: NULL;
+		char *citus_err = NULL;
+		char *expr = !(ref && lhs && schema_q) ? NULL
+			: rs->citus ? plan_citus_deid_expr(conn, cm->method, ref,
+							   col, ipad, opad,
+							   &citus_err)
+			: deid_expr(cm->method, ref, col, schema_q, ipad, opad);
+		if (!expr && citus_err) {
+			*err = xasprintf("column \"%s\": %s", cm->column,
+					 citus_err);
+			free(citus_err);
+			free(ref);
+			free(lhs);
+			ok = false;
+			break;
+		}
 		if (!expr) {
 			/* fail closed: no half-built SET list */
 			*err = xasprintf("could not build the de-identify "

@@ -219,6 +219,13 @@ init_step(PGconn *conn, const char *schema, const char *qschema,
 	/* "already exists, skipping" and the like are noise here */
 	if (!db_exec(conn, "SET LOCAL client_min_messages = warning", &e))
 		goto fail;
+	/* On a Citus coordinator retentiond's schema is the coordinator's
+	 * own: none of it goes to the workers (Citus would warn about every
+	 * function that uses one of its tables, which stay local). */
+	if (!db_exec(conn, "SELECT pg_catalog.set_config("
+		     "'citus.enable_ddl_propagation', 'off', true)"
+		     " FROM pg_catalog.pg_extension WHERE extname = 'citus'", &e))
+		goto fail;
 	if (!take_init_lock(conn, schema, &e))
 		goto fail;
 

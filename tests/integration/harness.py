@@ -6,6 +6,8 @@ aiosmtpd, see smtpd.py). Tests start real servers on private sockets:
   PostgresCluster  a throwaway PostgreSQL (initdb + pg_ctl) listening only on a
                    Unix socket in its own temporary directory
   StandbyCluster   a streaming standby of one (pg_basebackup -R)
+  CitusCluster     a Citus coordinator and workers on 127.0.0.1 (Citus built
+                   from its tarball by scripts/citus-build)
   SmtpServer       a real SMTP server on 127.0.0.1 (smtpd.py in a subprocess),
                    with STARTTLS or implicit TLS and AUTH
   run()            runs the real retentiond binary
@@ -467,6 +469,114 @@ class StandbyCluster(PostgresCluster):
                 raise HarnessError(f"{self.name} not streaming after {timeout} s"
                                    f"{self._log_tail()}")
             time.sleep(0.1)
+
+
+class CitusCluster:
+    """A throwaway Citus cluster: a coordinator and WORKERS workers, each a
+    PostgresCluster with shared_preload_libraries=citus, listening on
+    127.0.0.1 (Citus's nodes talk TCP to each other) as well as on their
+    private sockets. Clients (retentiond, psql) talk to the coordinator.
+
+    Citus itself is built from its source tarball by scripts/citus-build
+    (scripts/deps runs it); start() runs it too, a no-op once installed.
+    Databases come from createdb(): created on every node with the citus
+    extension, the workers registered with citus_add_node.
+    """
+
+    SETTINGS = {
+        "shared_preload_libraries": "citus",
+        "listen_addresses": "'127.0.0.1'",
+        # multi-node writes commit with two-phase commit
+        "max_prepared_transactions": "100",
+        "max_connections": "120",
+        "citus.shard_replication_factor": "1",
+        # a maintenance daemon per database with the extension
+        "max_worker_processes": "64",
+    }
+
+    def __init__(self, name="citus", workers=2, settings=None):
+        self.name = name
+        merged = dict(self.SETTINGS)
+        merged.update(settings or {})
+        self.coordinator = PostgresCluster(name=f"{name}-c", settings=merged)
+        self.workers = [PostgresCluster(name=f"{name}-w{i}", settings=merged)
+                        for i in range(workers)]
+
+    def __repr__(self):
+        return f"CitusCluster({self.name!r}, coordinator={self.coordinator!r})"
+
+    @property
+    def nodes(self):
+        return [self.coordinator] + self.workers
+
+    @staticmethod
+    def build():
+        """Build and install Citus unless the installed one is current."""
+        script = os.path.join(SRCDIR, "scripts", "citus-build")
+        proc = subprocess.run([script], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, timeout=1200)
+        if proc.returncode != 0:
+            raise HarnessError(f"scripts/citus-build failed ({proc.returncode}):"
+                               f"\n{proc.stdout}")
+
+    def start(self):
+        self.build()
+        _register(self)
+        try:
+            for node in self.nodes:
+                node.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self):
+        for node in reversed(self.nodes):
+            node.stop()
+        _unregister(self)
+
+    @property
+    def host(self):
+        return self.coordinator.host
+
+    @property
+    def port(self):
+        return self.coordinator.port
+
+    def conninfo(self, dbname="postgres", user="postgres"):
+        return self.coordinator.conninfo(dbname=dbname, user=user)
+
+    def psql(self, sql, dbname="postgres", user="postgres", check=True):
+        return self.coordinator.psql(sql, dbname=dbname, user=user, check=check)
+
+    def query(self, sql, dbname="postgres", user="postgres"):
+        return self.coordinator.query(sql, dbname=dbname, user=user)
+
+    def scalar(self, sql, dbname="postgres", user="postgres"):
+        return self.coordinator.scalar(sql, dbname=dbname, user=user)
+
+    def createdb(self, name, owner=None):
+        """NAME on every node with the citus extension, the workers added
+        to the coordinator's metadata."""
+        for node in self.nodes:
+            node.createdb(name, owner=owner)
+            node.psql("CREATE EXTENSION citus;", dbname=name)
+        sql = ("SELECT citus_set_coordinator_host('127.0.0.1', "
+               f"{self.coordinator.port});")
+        for w in self.workers:
+            sql += f"SELECT citus_add_node('127.0.0.1', {w.port});"
+        self.coordinator.psql(sql, dbname=name)
+
+    def server_log(self):
+        return "".join(f"--- {n.name} ---\n{n.server_log()}" for n in self.nodes)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
 
 
 def quote_ident(name):

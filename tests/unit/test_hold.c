@@ -112,6 +112,27 @@ test_not_held_condition_text(void **state)
 	PQfinish(conn);
 }
 
+/* Citus (plan_citus.c): the ids held for a subject, as one text[] literal
+ * the batch passes as a parameter; '{}' when none, never NULL, so that
+ * "<> ALL" lets rows through only when the list is known. */
+static void
+test_held_ids_query_text(void **state)
+{
+	PGconn *conn = offline_conn();
+	char *sql, *err = NULL;
+
+	(void)state;
+	sql = hold_sql_held_ids(conn, "my \"odd\" schema", "$1", &err);
+	assert_non_null(sql);
+	assert_string_equal(sql,
+		"SELECT coalesce(array_agg(DISTINCT h.subject_id), '{}')::text"
+		" FROM \"my \"\"odd\"\" schema\".\"legal_holds\" h"
+		" WHERE h.subject = $1 AND h.released_at IS NULL"
+		" AND (h.expires_at IS NULL OR h.expires_at > pg_catalog.now())");
+	free(sql);
+	PQfinish(conn);
+}
+
 int
 main(void)
 {
@@ -120,6 +141,7 @@ main(void)
 		cmocka_unit_test(test_invalid_targets_are_refused_with_a_reason),
 		cmocka_unit_test(test_state_names),
 		cmocka_unit_test(test_not_held_condition_text),
+		cmocka_unit_test(test_held_ids_query_text),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
