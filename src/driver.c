@@ -151,8 +151,15 @@ sleep_ms(double ms)
 		return;
 	struct timespec ts = {
 		.tv_sec = (time_t)(ms / 1000),
-		.tv_nsec = (long)fmod(ms, 1000.0) * 1000000L,
+		/* rounded up: a pause cut to max_runtime must end at or
+		 * past the deadline, or one more batch would start a
+		 * fraction of a millisecond before it */
+		.tv_nsec = (long)ceil(fmod(ms, 1000.0) * 1000000.0),
 	};
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
 	/* a signal cuts the pause short, which is what a stop wants */
 	(void)nanosleep(&ts, NULL);
 }
