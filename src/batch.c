@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ahead.h"
 #include "plan_citus.h"
 
 static char *
@@ -60,39 +61,75 @@ rollback(PGconn *conn)
 		free(e);
 }
 
+/* Read where a batch of LIMIT rows from FROM ends, sweeping the ranges
+ * changed since the last sweep (plan.c, bound_statement). */
+static bool
+read_bound(PGconn *conn, struct plan *p, struct plan_target *bt,
+	   const char *cutoff, long long limit, const char *from,
+	   struct ahead_bound *b, struct batch_outcome *out, char **err)
+{
+	char lim[32];
+	snprintf(lim, sizeof(lim), "%lld", limit);
+	struct plan_args a = { .cutoff = cutoff, .limit = lim, .from = from,
+			       .swept = bt->swept, .swept_upto = from };
+	PGresult *res = plan_exec(conn, p, &bt->bound, &a, &out->errclass, err);
+	if (!res)
+		return false;
+	b->first = dup_or_null(res, 0, 0);
+	b->limit_age = dup_or_null(res, 0, 1);
+	PQclear(res);
+	return true;
+}
+
 bool
 batch_run_range(PGconn *conn, struct plan *p, size_t target,
 		const char *cutoff, long long limit, const char *from,
-		long long run_id, const char *detail_json,
+		long long run_id, const char *detail_json, struct ahead *ah,
 		struct batch_outcome *out, char **err)
 {
 	struct plan_target *bt = &p->targets[target];
-	char lim[32], run[32], rows[32];
+	char run[32], rows[32];
+	struct ahead_bound b = { 0 };
+	char *swept_upto = NULL;
 
 	if (p->citus)
 		return citus_batch_run_slice(conn, p, target, cutoff, limit,
 					     from, run_id, detail_json, out, err);
 	assert(bt->bound.sql);
 	memset(out, 0, sizeof(*out));
-	snprintf(lim, sizeof(lim), "%lld", limit);
-	struct plan_args a = { .cutoff = cutoff, .limit = lim, .from = from,
-			       .swept = bt->swept };
-	PGresult *res = plan_exec(conn, p, &bt->bound, &a, &out->errclass, err);
-	if (!res)
-		return false;
+	out->ahead = ah && ahead_take(ah, bt, from, limit, &b, &limit,
+				      &swept_upto);
+	if (!out->ahead) {
+		if (!read_bound(conn, p, bt, cutoff, limit, from, &b, out, err))
+			return false;
+		swept_upto = xstrdup(from);
+	}
+	/* what was changed before SWEPT_UPTO has been swept now */
 	free(bt->swept);
-	bt->swept = xstrdup(from);
-	bool none = PQgetisnull(res, 0, 0);
-	out->last = PQgetisnull(res, 0, 1);
-	out->last_age = dup_or_null(res, 0, 1);
-	out->tied = !out->last && strcmp(PQgetvalue(res, 0, 0),
-					 PQgetvalue(res, 0, 1)) == 0;
-	PQclear(res);
+	bt->swept = swept_upto;
+	bool none = b.first == NULL;
+	out->last = b.limit_age == NULL;
+	out->last_age = b.limit_age;
+	out->tied = !none && !out->last && strcmp(b.first, b.limit_age) == 0;
+	free(b.first);
 	if (none || out->tied) {
 		out->picked = none ? 0 : limit;
 		return true;
 	}
+	/* The next batch's bound, on the second connection while this one
+	 * changes its rows: from where this range ends, sweeping what the
+	 * batches before this one changed. The first batch of a backlog only
+	 * starts opening that connection, so that it is ready for the next. */
+	if (ah && !out->last) {
+		if (!ah->second.conn)
+			ahead_prepare(ah);
+		else
+			(void)ahead_send(ah, p, bt, cutoff, out->last_age, limit,
+					 bt->swept, from);
+	}
 
+	struct plan_args a;
+	PGresult *res;
 	if (!batch_cmd(conn, "BEGIN", out, err))
 		goto fail;
 	a = (struct plan_args){ .cutoff = cutoff, .from = from,

@@ -31,6 +31,7 @@ struct batch_outcome {
 	bool last;		/* nothing due is left past this batch */
 	bool tied;		/* batch_run_range: the next LIMIT rows all
 				 * have one age, so none was changed */
+	bool ahead;		/* batch_run_range: its bound was read ahead */
 	enum db_errclass errclass;	/* on failure */
 };
 
@@ -50,11 +51,15 @@ bool batch_run(PGconn *conn, struct plan *p, size_t target,
  * row. It waits for a row someone else has locked (bound the wait with a
  * short lock_timeout, then redo the batch with batch_run, which skips it),
  * and changes nothing when all LIMIT rows picked share one age (out->tied:
- * use batch_run for that batch).
+ * use batch_run for that batch). With AH (else NULL), the next batch's
+ * bound is read on a second connection while this batch runs (ahead.h);
+ * the batch may then take fewer than LIMIT rows (out->picked).
  */
+struct ahead;
 bool batch_run_range(PGconn *conn, struct plan *p, size_t target,
 		     const char *cutoff, long long limit, const char *from,
 		     long long run_id, const char *detail_json,
-		     struct batch_outcome *out, char **err) MUSTCHECK;
+		     struct ahead *ah, struct batch_outcome *out,
+		     char **err) MUSTCHECK;
 
 #endif

@@ -357,19 +357,25 @@ configure(PGconn *conn, const struct config *cfg, enum db_role role,
 }
 
 void
+db_cancel(PGconn *conn)
+{
+	if (PQtransactionStatus(conn) != PQTRANS_ACTIVE)
+		return;
+	PGcancel *c = PQgetCancel(conn);
+	if (c) {
+		char buf[256];
+		(void)PQcancel(c, buf, sizeof(buf));
+		PQfreeCancel(c);
+	}
+}
+
+void
 db_close(PGconn *conn)
 {
 	if (!conn)
 		return;
 	/* A statement still running would otherwise go on after we left. */
-	if (PQtransactionStatus(conn) == PQTRANS_ACTIVE) {
-		PGcancel *c = PQgetCancel(conn);
-		if (c) {
-			char buf[256];
-			(void)PQcancel(c, buf, sizeof(buf));
-			PQfreeCancel(c);
-		}
-	}
+	db_cancel(conn);
 	PQfinish(conn);
 }
 

@@ -49,6 +49,8 @@ char *db_standby_message(PGconn *conn);
 
 /* Cancel anything running, then close. NULL is fine. */
 void db_close(PGconn *conn);
+/* Ask the server to cancel the statement CONN runs, if it runs one. */
+void db_cancel(PGconn *conn);
 
 /* Run SQL that returns no rows; false with a logged-ready *err on failure. */
 bool db_exec(PGconn *conn, const char *sql, char **err) MUSTCHECK;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ahead.h"
 #include "busy.h"
 #include "log.h"
 
@@ -110,7 +111,10 @@ driver_step(const struct driver_config *dc, const struct driver_state *s,
 		d.state.races = 0;
 		if (e->last)
 			return finish(&d.state, OUTCOME_DONE, false);
-		d.state.limit = driver_adapt(s->limit, e->elapsed_ms,
+		/* a batch read ahead took fewer rows than asked for: its
+		 * time says how fast those went */
+		d.state.limit = driver_adapt(e->rows > 0 && e->rows < s->limit
+					     ? e->rows : s->limit, e->elapsed_ms,
 			s->gentle ? dc->busy_target_ms : dc->target_ms,
 			dc->batch_size, s->gentle ? dc->busy_floor : 1);
 		d.action = DRIVER_PAUSE;
@@ -366,7 +370,7 @@ driver_run(const struct driver_ctx *d, struct plan *rs, size_t ti,
 		double t0 = monotonic_ms();
 		bool ok = range
 			? batch_run_range(d->conn, rs, ti, cutoff, s.limit, from,
-					  d->run_id, detail, &bo, &err)
+					  d->run_id, detail, d->ahead, &bo, &err)
 			: batch_run(d->conn, rs, ti, cutoff, s.limit, from,
 				    d->run_id, detail, &bo, &err);
 		double elapsed = monotonic_ms() - t0;
@@ -410,8 +414,8 @@ driver_run(const struct driver_ctx *d, struct plan *rs, size_t ti,
 			d->hooks->progress(d->hooks->arg, r, tot->changed);
 		log_debug("rule \"%s\" (%s): batch of %lld %s picked %lld, "
 			  "changed %lld in %.1f ms", r->name, tname, s.limit,
-			  range ? "by age" : "by row", bo.picked, bo.changed,
-			  elapsed);
+			  !range ? "by row" : bo.ahead ? "by age (bound read ahead)"
+			  : "by age", bo.picked, bo.changed, elapsed);
 		if ((rs->ordered || rs->citus) && bo.last_age) {
 			free(from);
 			from = bo.last_age;
@@ -419,7 +423,8 @@ driver_run(const struct driver_ctx *d, struct plan *rs, size_t ti,
 			free(bo.last_age);
 		}
 		ev = (struct driver_event){ .kind = DRIVER_EV_BATCH,
-			.elapsed_ms = elapsed, .last = bo.last };
+			.elapsed_ms = elapsed, .last = bo.last,
+			.rows = bo.picked < s.limit ? bo.picked : 0 };
 		dd = driver_step(&dc, &s, &ev);
 		s = dd.state;
 		if (dd.action == DRIVER_FINISH) {
@@ -434,6 +439,9 @@ driver_run(const struct driver_ctx *d, struct plan *rs, size_t ti,
 		if (dd.gentle_changed)
 			async = switch_gentle(d, rs, ti, s.gentle, async, &told);
 	}
+	/* a bound still being read ahead is for a batch that will not run */
+	if (d->ahead)
+		ahead_drop(d->ahead);
 	if (short_wait)
 		(void)set_lock_wait(d, false);
 	if (async && !db_async_commit(d->conn, false, &err)) {

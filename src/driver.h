@@ -71,6 +71,8 @@ struct driver_event {
 	bool range;		/* BATCH, FAILED, NO_LOCK_WAIT: by range */
 	enum db_errclass errclass;	/* FAILED */
 	double elapsed_ms;	/* BATCH */
+	long long rows;		/* BATCH: rows it took, when fewer than the
+				 * state's limit (a bound read ahead); else 0 */
 	bool last;		/* BATCH: nothing due is left */
 	bool busy;		/* PAUSED: others write WAL */
 };
@@ -119,8 +121,12 @@ struct driver_hooks {
 	void *arg;
 };
 
+struct ahead;
+
 struct driver_ctx {
 	PGconn *conn;
+	struct ahead *ahead;	/* range batches read their bounds ahead on
+				 * it (ahead.h); NULL: on conn */
 	const struct config *cfg;
 	long long run_id;
 	double deadline_ms;	/* monotonic: the cycle's max_runtime */

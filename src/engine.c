@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "access.h"
+#include "ahead.h"
 #include "count.h"
 #include "plan.h"
 #include "db.h"
@@ -31,6 +32,7 @@ struct cycle {
 	long long run_id;
 	double deadline_ms;	/* monotonic; the cycle's max_runtime */
 	struct replica_waiting lag;	/* max_replica_lag: the wait now */
+	struct ahead ahead;	/* range batches' bounds, read ahead */
 };
 
 const char *
@@ -197,8 +199,8 @@ work_target(struct cycle *c, struct plan *rs, size_t ti,
 	struct driver_hooks hooks = { .should_stop = hook_stop,
 				      .progress = hook_progress,
 				      .before_batch = hook_before, .arg = c };
-	struct driver_ctx d = { .conn = c->conn, .cfg = c->cfg,
-				.run_id = c->run_id,
+	struct driver_ctx d = { .conn = c->conn, .ahead = &c->ahead,
+				.cfg = c->cfg, .run_id = c->run_id,
 				.deadline_ms = c->deadline_ms, .hooks = &hooks };
 	struct driver_totals tot = { .longest_batch_ms = rr->longest_batch_ms };
 	char *detail = rs->cascades
@@ -636,6 +638,7 @@ engine_cycle(PGconn *conn, const struct config *cfg,
 	}
 	out->rules = xcalloc(cfg->n_rules ? cfg->n_rules : 1, sizeof(*out->rules));
 	bool stopped = false;
+	ahead_init(&c.ahead, cfg);
 	for (size_t k = 0; k < cfg->n_rules && !stopped; k++) {
 		const struct rule *r = &cfg->rules[order[k]];
 		/* a rule --rule left out is not looked at; a disabled one
@@ -660,6 +663,7 @@ engine_cycle(PGconn *conn, const struct config *cfg,
 		out->changed += rr->changed;
 		stopped = rr->outcome == OUTCOME_STOPPED;
 	}
+	ahead_close(&c.ahead);
 	if (!stopped && !stop_requested(&c)) {
 		status(&c, "erasure requests");
 		struct driver_hooks dh = { .should_stop = hook_stop,

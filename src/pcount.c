@@ -9,19 +9,14 @@
 void
 pcount_init(struct pcount *pc, const struct config *cfg)
 {
-	memset(pc, 0, sizeof(*pc));
-	pc->cfg = cfg;
+	second_init(&pc->second, cfg,
+		    "to count big partitions in two halves");
 }
 
 void
 pcount_close(struct pcount *pc)
 {
-	if (pc->connecting)
-		PQfinish(pc->helper);
-	else
-		db_close(pc->helper);
-	pc->helper = NULL;
-	pc->connecting = false;
+	second_close(&pc->second);
 }
 
 /* One statement returning one bigint. */
@@ -78,53 +73,10 @@ split_point(PGconn *conn, const struct pcount_target *t, char **column,
 	return true;
 }
 
-static void
-no_helper(struct pcount *pc, char *err)
-{
-	pc->helper = NULL;
-	pc->connecting = false;
-	pc->no_helper = true;
-	log_info("could not open a second connection to count big partitions "
-		 "in two halves, counting on one: %s", err);
-	free(err);
-}
-
 void
 pcount_prepare(struct pcount *pc)
 {
-	char *err = NULL;
-
-	if (pc->helper || pc->no_helper)
-		return;
-	pc->helper = db_connect_start(pc->cfg, &err);
-	if (!pc->helper)
-		no_helper(pc, err);
-	else
-		pc->connecting = true;
-}
-
-/* The second connection, set up like the first; NULL (logged once) when
- * it cannot be had. */
-static PGconn *
-helper(struct pcount *pc)
-{
-	char *err = NULL;
-
-	pcount_prepare(pc);
-	if (!pc->connecting)
-		return pc->helper;
-	pc->connecting = false;
-	pc->helper = db_connect_finish(pc->helper, pc->cfg, &err);
-	/* its half is one scan; parallel workers would only compete with
-	 * the other half for the same cores */
-	if (pc->helper &&
-	    !db_exec(pc->helper, "SET max_parallel_workers_per_gather = 0", &err)) {
-		db_close(pc->helper);
-		pc->helper = NULL;
-	}
-	if (!pc->helper)
-		no_helper(pc, err);
-	return pc->helper;
+	second_prepare(&pc->second);
 }
 
 /* Wait for the helper's result; false (with *err) when its count failed.
@@ -149,20 +101,6 @@ helper_result(PGconn *h, long long *n, char **err)
 	return ok;
 }
 
-static void
-helper_cancel(PGconn *h)
-{
-	PGcancel *c = PQgetCancel(h);
-	if (c) {
-		char buf[256];
-		(void)PQcancel(c, buf, sizeof(buf));
-		PQfreeCancel(c);
-	}
-	PGresult *res;
-	while ((res = PQgetResult(h)) != NULL)
-		PQclear(res);
-}
-
 static bool
 count_split(struct pcount *pc, PGconn *conn, const char *qpart,
 	    const char *column, const char *value, long long *rows, char **err)
@@ -174,14 +112,14 @@ count_split(struct pcount *pc, PGconn *conn, const char *qpart,
 	char *rest = xasprintf("SELECT (SELECT count(*) FROM %s WHERE %s >= $1)"
 			       " + (SELECT count(*) FROM %s WHERE %s IS NULL)",
 			       qpart, qcol, qpart, qcol);
-	PGconn *h = helper(pc);
+	PGconn *h = second_get(&pc->second);
 	bool sent = h && PQsendQueryParams(h, below, 1, NULL, p, NULL, NULL, 0);
 	long long n_below = 0, n_rest = 0;
 	bool ok = query_count(conn, rest, 1, p, &n_rest, err);
 
 	if (!ok) {
 		if (sent)
-			helper_cancel(h);
+			second_cancel(h);
 	} else {
 		char *herr = NULL;
 		if (sent && helper_result(h, &n_below, &herr)) {
@@ -192,11 +130,8 @@ count_split(struct pcount *pc, PGconn *conn, const char *qpart,
 			if (h) {
 				if (!herr)
 					herr = db_error(h, NULL);
-				log_info("counting half of partition %s over the "
-					 "second connection failed, counting it "
-					 "on the first: %s", qpart, herr);
-				pcount_close(pc);
-				pc->no_helper = true;
+				second_give_up(&pc->second, herr);
+				herr = NULL;
 			}
 			ok = query_count(conn, below, 1, p, &n_below, err);
 		}
@@ -217,7 +152,7 @@ pcount_rows(struct pcount *pc, PGconn *conn, const struct pcount_target *t,
 	const char *qpart = t->qpart;
 	char *column = NULL, *value = NULL;
 
-	if (t->reltuples >= PCOUNT_SPLIT_ROWS && !pc->no_helper &&
+	if (t->reltuples >= PCOUNT_SPLIT_ROWS && !pc->second.failed &&
 	    !split_point(conn, t, &column, &value, err))
 		return false;
 	bool ok;

@@ -24,6 +24,7 @@
 #include <libpq-fe.h>
 
 #include "config.h"
+#include "second.h"
 #include "util.h"
 
 /* Below this many rows (pg_class.reltuples) one count is quicker than
@@ -31,10 +32,7 @@
 #define PCOUNT_SPLIT_ROWS 1000000
 
 struct pcount {
-	const struct config *cfg;
-	PGconn *helper;		/* kept for the next partition */
-	bool connecting;	/* helper's connection is not finished yet */
-	bool no_helper;		/* connecting failed once: do not retry */
+	struct second second;	/* kept for the next partition */
 };
 
 void pcount_init(struct pcount *pc, const struct config *cfg);

@@ -173,22 +173,23 @@ bound_statement(struct plan *p, const char *target_q, struct plan_stmt *st)
 	int lim = stmt_param(st, PA_LIMIT, OID_INT8);
 	int from = stmt_param(st, PA_FROM, OID_TEXT);
 	int swept = stmt_param(st, PA_SWEPT, OID_TEXT);
+	int swept_upto = stmt_param(st, PA_SWEPT_UPTO, OID_TEXT);
 	/* the first due age and the LIMIT-th: OFFSET walks the index like the
 	 * aggregate would, without computing anything per row */
 	char *pick = xasprintf("SELECT %s FROM %s t WHERE %s AND %s >= $%d::%s"
 			       " ORDER BY %s", age, target_q, cond, age, from,
 			       p->age_type, age);
-	/* The third column sweeps the range the last batch changed: its
-	 * index entries now point at dead rows, and each scan that meets one
-	 * visits the heap until a scan finds the row dead and marks the entry.
-	 * Here, while those pages are still in memory, that costs a fraction
-	 * of what it costs the count after the run, which would otherwise be
-	 * the first to visit them all. */
+	/* The third column sweeps the ranges batches changed since the last
+	 * sweep: their index entries now point at dead rows, and each scan
+	 * that meets one visits the heap until a scan finds the row dead and
+	 * marks the entry. Here, while those pages are still in memory, that
+	 * costs a fraction of what it costs the count after the run, which
+	 * would otherwise be the first to visit them all. */
 	st->sql = xasprintf("SELECT (%s LIMIT 1)::text,"
 			    " (%s OFFSET $%d - 1 LIMIT 1)::text,"
 			    " (SELECT count(*) FROM %s t WHERE %s >= $%d::%s"
 			    " AND %s < $%d::%s)", pick, pick, lim,
-			    target_q, age, swept, p->age_type, age, from,
+			    target_q, age, swept, p->age_type, age, swept_upto,
 			    p->age_type);
 	free(pick);
 	free(cond);
@@ -581,6 +582,8 @@ arg_value(const struct plan *p, const struct plan_args *a, enum plan_arg arg)
 		return a->upto;
 	case PA_SWEPT:
 		return a->swept;
+	case PA_SWEPT_UPTO:
+		return a->swept_upto;
 	case PA_LATE:
 		return a->late;
 	case PA_RUN:
@@ -624,6 +627,21 @@ plan_exec(PGconn *conn, const struct plan *p, const struct plan_stmt *st,
 {
 	return exec_args(conn, p, st->sql, st->nparams, st->types, st->args, a,
 			 class, err);
+}
+
+bool
+plan_send(PGconn *conn, const struct plan *p, const struct plan_stmt *st,
+	  const struct plan_args *a)
+{
+	const char *values[PLAN_MAX_PARAMS];
+
+	for (int i = 0; i < st->nparams; i++) {
+		if (st->args[i] == PA_HELD)
+			return false;
+		values[i] = arg_value(p, a, st->args[i]);
+	}
+	return PQsendQueryParams(conn, st->sql, st->nparams, st->types, values,
+				 NULL, NULL, 0) == 1;
 }
 
 PGresult *

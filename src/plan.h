@@ -49,7 +49,8 @@ enum plan_arg {
 	PA_LIMIT,		/* int8: rows in a batch */
 	PA_FROM,		/* text: keyset lower bound on the age */
 	PA_UPTO,		/* text: upper end (excluded) of a range batch */
-	PA_SWEPT,		/* text: where the last range batch began */
+	PA_SWEPT,		/* text: where the unswept changed ranges begin */
+	PA_SWEPT_UPTO,		/* text: ... and end (excluded) */
 	PA_LATE,		/* timestamptz: the compliance cutoff */
 	PA_RUN,			/* int8 */
 	PA_RULE,		/* text */
@@ -73,6 +74,7 @@ struct plan_args {
 	const char *from;
 	const char *upto;
 	const char *swept;
+	const char *swept_upto;
 	const char *late;
 	const char *run;
 	const char *target;
@@ -88,7 +90,9 @@ struct plan_target {
 	struct plan_stmt bound;	/* where the next LIMIT due rows end */
 	struct plan_stmt range;	/* change them, up to an age */
 	struct plan_stmt range_last;	/* ... to the end of what is due */
-	char *swept;		/* where the last range batch began */
+	char *swept;		/* where the ranges changed and not yet swept
+				 * begin (they end where the next batch
+				 * begins) */
 	/* Citus: the next time slice's width, in seconds of age per row of
 	 * the last slice (0: not measured yet) */
 	double slice_per_row;
@@ -180,6 +184,12 @@ void plan_release(struct plan *p);
 PGresult *plan_exec(PGconn *conn, const struct plan *p,
 		    const struct plan_stmt *st, const struct plan_args *a,
 		    enum db_errclass *class, char **err) MUSTCHECK;
+
+/* Send statement ST like plan_exec, without waiting for its result
+ * (PQgetResult). False when it could not be sent, or when it needs work
+ * first that only plan_exec does (Citus holds). */
+bool plan_send(PGconn *conn, const struct plan *p, const struct plan_stmt *st,
+	       const struct plan_args *a) MUSTCHECK;
 
 /* Run SQL that uses only the fragments (and their parameters). */
 PGresult *plan_exec_sql(PGconn *conn, const struct plan *p, const char *sql,

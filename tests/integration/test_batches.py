@@ -170,6 +170,83 @@ SELECT now() - g * interval '1 minute', g % 5, 'click' FROM generate_series(1, 5
                           self.sql("SELECT min(created_at)::text FROM events")])
         self.assertEqual(self.sql("SELECT count(*) FROM events"), str(550 - gone))
 
+    def make_backlog(self):
+        """2000 due rows of distinct ages, some kept by `where`, one
+        customer's by a hold, and 50 new rows; returns how many go."""
+        self.sql("""
+CREATE TABLE events (id serial PRIMARY KEY, created_at timestamptz NOT NULL,
+                     customer_id int NOT NULL, kind text NOT NULL);
+CREATE INDEX ON events (created_at);
+INSERT INTO events (created_at, customer_id, kind)
+SELECT now() - interval '30 days' - g * interval '1 minute', g % 5,
+       CASE WHEN g % 7 = 0 THEN 'audit' ELSE 'click' END
+FROM generate_series(1, 2000) g;
+INSERT INTO events (created_at, customer_id, kind)
+SELECT now() - g * interval '1 minute', g % 5, 'click' FROM generate_series(1, 50) g;
+""")
+        return int(self.sql("SELECT count(*) FROM events WHERE kind <> 'audit'"
+                            " AND customer_id <> 3"
+                            " AND created_at < now() - interval '2 days'"))
+
+    BACKLOG_RULE = """{
+  name = "events"; policy = "kept 2 days"; table = "events";
+  age_column = "created_at"; retain = "2 days"; max_fraction = 1.0;
+  where = "kind <> 'audit'"; subject = "customer"; subject_column = "customer_id";
+  batch_size = 50; pause = "0ms";
+}"""
+
+    def assert_backlog_gone(self, gone):
+        self.assertEqual(self.sql(
+            "SELECT count(*) FROM events WHERE created_at < now() - interval '2 days'"
+            " AND kind <> 'audit' AND customer_id <> 3"), "0")
+        self.assertEqual(self.sql("SELECT count(*) FROM events"), str(2050 - gone))
+        self.assertEqual(self.sql("SELECT count(*) FROM events WHERE customer_id = 3"
+                                  " AND created_at < now() - interval '2 days'"),
+                         self.sql("SELECT count(*) FROM generate_series(1, 2000) g"
+                                  " WHERE g % 5 = 3"))
+        # every row removed is audited, no batch past ten times batch_size
+        self.assertEqual(self.sql(
+            "SELECT sum(rows), max(rows) <= 500 FROM retention.actions"), f"{gone}|t")
+
+    def test_bounds_read_ahead_change_exactly_the_rows_due(self):
+        # the next batch's bound is read on a second connection while a
+        # batch runs: it must change the same rows, no more, no fewer
+        gone = self.make_backlog()
+        conf = self.config(self.BACKLOG_RULE)
+        self.assertExit(self.rd(conf, "init-db"), 0)
+        self.assertExit(self.rd(conf, "hold", "add", "customer:3", "--reason", "court"), 0)
+        proc = self.rd(conf, "-v", "run")
+        self.assertExit(proc, 0)
+        self.assertOutput(proc, r"by age \(bound read ahead\) picked")
+        self.assert_backlog_gone(gone)
+        self.assertExit(self.rd(conf, "verify"), 0)
+
+    def test_without_a_second_connection_each_batch_reads_its_own_bound(self):
+        gone = self.make_backlog()
+        role = "rd_one_" + self.db[2:20]
+        # a role that may hold one connection: the second is refused
+        self.sql(f"""
+CREATE ROLE {role} LOGIN CONNECTION LIMIT 1;
+GRANT CREATE ON DATABASE {self.db} TO {role};
+ALTER TABLE events OWNER TO {role};
+""")
+        self.addCleanup(lambda: self.cluster.psql(
+            f"REASSIGN OWNED BY {role} TO postgres; DROP OWNED BY {role}; "
+            f"DROP ROLE {role};", dbname=self.db))
+        conf = write_config(self.tmp, f"""
+database: {{ conninfo = "{self.cluster.conninfo(self.db, user=role)}"; }};
+rules = ( {self.BACKLOG_RULE} );
+""")
+        self.assertExit(self.rd(conf, "init-db"), 0)
+        self.assertExit(self.rd(conf, "hold", "add", "customer:3", "--reason", "court"), 0)
+        proc = self.rd(conf, "-v", "run")
+        self.assertExit(proc, 0)
+        self.assertOutput(proc, "could not use a second connection to read the next "
+                          "batch's bound ahead, working on one: .*too many "
+                          "connections for role")
+        self.assertNotIn("bound read ahead", proc.stderr)
+        self.assert_backlog_gone(gone)
+
 
 if __name__ == "__main__":
     main()

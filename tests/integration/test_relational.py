@@ -304,8 +304,8 @@ rules = ( {self.partition_rule()} );
         self.init(conf)
         proc = self.rd(conf, "run")
         self.assertExit(proc, 0)
-        self.assertOutput(proc, "could not open a second connection to count big "
-                          "partitions in two halves, counting on one: .*too many "
+        self.assertOutput(proc, "could not use a second connection to count big "
+                          "partitions in two halves, working on one: .*too many "
                           "connections for role")
         self.assertEqual(self.dropped_rows("events_m05"), str(rows))
         self.assertEqual(self.expected_gone(), 0)

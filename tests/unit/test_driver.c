@@ -256,6 +256,33 @@ test_batches(void **state)
 	assert_int_equal(d.outcome, OUTCOME_FAILED);
 }
 
+/* A batch whose bound was read ahead took fewer rows than the state's
+ * limit (it was read while the limit was still growing): the next size
+ * comes from the rows it really took, or a fast small batch would look
+ * like a fast big one and the next batch could overshoot batch_target. */
+static void
+test_batch_read_ahead_adapts_from_its_rows(void **state)
+{
+	struct driver_state s = driver_start(&dc, true);
+	struct driver_decision d;
+	(void)state;
+
+	s.limit = 4000;
+	/* 1000 rows in 100 ms of a 200 ms target: 2000 next, not 8000 */
+	d = step(&s, (struct driver_event){ .kind = DRIVER_EV_BATCH,
+					   .elapsed_ms = 100, .rows = 1000 });
+	assert_int_equal(d.action, DRIVER_PAUSE);
+	assert_int_equal(d.state.limit, 2000);
+	/* rows 0 (the batch took its limit): from the limit */
+	d = step(&s, (struct driver_event){ .kind = DRIVER_EV_BATCH,
+					   .elapsed_ms = 400 });
+	assert_int_equal(d.state.limit, 2000);
+	/* rows past the limit never raise the base */
+	d = step(&s, (struct driver_event){ .kind = DRIVER_EV_BATCH,
+					   .elapsed_ms = 400, .rows = 9000 });
+	assert_int_equal(d.state.limit, 2000);
+}
+
 static void
 test_busy_switching(void **state)
 {
@@ -315,6 +342,7 @@ main(void)
 		cmocka_unit_test(test_failures),
 		cmocka_unit_test(test_timeout_backoff_sequence),
 		cmocka_unit_test(test_batches),
+		cmocka_unit_test(test_batch_read_ahead_adapts_from_its_rows),
 		cmocka_unit_test(test_busy_switching),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
