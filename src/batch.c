@@ -97,7 +97,9 @@ batch_run_range(PGconn *conn, struct plan *p, size_t target,
 					     from, run_id, detail_json, out, err);
 	assert(bt->bound.sql);
 	memset(out, 0, sizeof(*out));
-	out->ahead = ah && ahead_take(ah, bt, from, limit, &b, &limit,
+	/* the driver's size, for the read ahead; this batch's may be smaller */
+	long long want = limit;
+	out->ahead = ah && ahead_take(ah, bt, from, want, &b, &limit,
 				      &swept_upto);
 	if (!out->ahead) {
 		if (!read_bound(conn, p, bt, cutoff, limit, from, &b, out, err))
@@ -124,7 +126,7 @@ batch_run_range(PGconn *conn, struct plan *p, size_t target,
 		if (!ah->second.conn)
 			ahead_prepare(ah);
 		else
-			(void)ahead_send(ah, p, bt, cutoff, out->last_age, limit,
+			(void)ahead_send(ah, p, bt, cutoff, out->last_age, want,
 					 bt->swept, from);
 	}
 
