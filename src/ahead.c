@@ -118,6 +118,13 @@ collect(struct ahead *ah)
 	return true;
 }
 
+void
+ahead_wait(struct ahead *ah)
+{
+	if (ah->sent && !collect(ah))
+		forget(ah);
+}
+
 bool
 ahead_take(struct ahead *ah, const struct plan_target *t, const char *from,
 	   long long limit, struct ahead_bound *out, long long *used_limit,

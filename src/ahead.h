@@ -67,6 +67,12 @@ bool ahead_take(struct ahead *ah, const struct plan_target *t,
 		const char *from, long long limit, struct ahead_bound *out,
 		long long *used_limit, char **swept_upto);
 
+/* Wait for the read in flight to end, keeping its result for
+ * ahead_take. The batch calls this before its pause, so that the pause's
+ * watch for others' WAL (busy.h) never sees the read's own: its sweep
+ * marks index entries dead and prunes pages, which is logged. */
+void ahead_wait(struct ahead *ah);
+
 /* Drop a read in flight (cancelled) or done. */
 void ahead_drop(struct ahead *ah);
 

@@ -159,8 +159,11 @@ batch_run_range(PGconn *conn, struct plan *p, size_t target,
 		PQclear(res);
 	}
 	/* a failed COMMIT has rolled back already */
-	if (batch_cmd(conn, "COMMIT", out, err))
+	if (batch_cmd(conn, "COMMIT", out, err)) {
+		if (ah)
+			ahead_wait(ah);
 		return true;
+	}
 fail:
 	out->changed = 0;
 	free(out->last_age);
