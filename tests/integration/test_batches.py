@@ -133,17 +133,7 @@ SELECT now() - g * interval '1 minute' FROM generate_series(1, 20) g;
         self.assertEqual(self.sql("SELECT count(*) FROM events"), "20")
 
     def test_counts_after_the_run_match_the_table(self):
-        self.sql("""
-CREATE TABLE events (id serial PRIMARY KEY, created_at timestamptz NOT NULL,
-                     customer_id int NOT NULL, kind text NOT NULL);
-CREATE INDEX ON events (created_at);
-INSERT INTO events (created_at, customer_id, kind)
-SELECT now() - interval '30 days' - g * interval '1 minute', g % 5,
-       CASE WHEN g % 7 = 0 THEN 'audit' ELSE 'click' END
-FROM generate_series(1, 500) g;
-INSERT INTO events (created_at, customer_id, kind)
-SELECT now() - g * interval '1 minute', g % 5, 'click' FROM generate_series(1, 50) g;
-""")
+        self.make_backlog(500)
         conf = self.config("""{
   name = "events"; policy = "kept 2 days"; table = "events";
   age_column = "created_at"; retain = "2 days"; max_fraction = 1.0;
@@ -170,8 +160,8 @@ SELECT now() - g * interval '1 minute', g % 5, 'click' FROM generate_series(1, 5
                           self.sql("SELECT min(created_at)::text FROM events")])
         self.assertEqual(self.sql("SELECT count(*) FROM events"), str(550 - gone))
 
-    def make_backlog(self):
-        """2000 due rows of distinct ages, some kept by `where`, one
+    def make_backlog(self, old=2000):
+        """OLD due rows of distinct ages, some kept by `where`, one
         customer's by a hold, and 50 new rows; returns how many go."""
         self.sql("""
 CREATE TABLE events (id serial PRIMARY KEY, created_at timestamptz NOT NULL,
@@ -180,10 +170,10 @@ CREATE INDEX ON events (created_at);
 INSERT INTO events (created_at, customer_id, kind)
 SELECT now() - interval '30 days' - g * interval '1 minute', g % 5,
        CASE WHEN g % 7 = 0 THEN 'audit' ELSE 'click' END
-FROM generate_series(1, 2000) g;
+FROM generate_series(1, {old}) g;
 INSERT INTO events (created_at, customer_id, kind)
 SELECT now() - g * interval '1 minute', g % 5, 'click' FROM generate_series(1, 50) g;
-""")
+""".format(old=old))
         return int(self.sql("SELECT count(*) FROM events WHERE kind <> 'audit'"
                             " AND customer_id <> 3"
                             " AND created_at < now() - interval '2 days'"))
