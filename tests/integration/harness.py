@@ -953,6 +953,23 @@ class IntegrationTest(unittest.TestCase):
     def run_rd(self, args, config=None, **kw):
         return run(args, config=config, **kw)
 
+    def one_connection_role(self, prefix, db, table="events"):
+        """A role that may hold one connection (a second is refused),
+        owning TABLE and its partitions in database DB; dropped after the
+        test. For what retentiond does without its second connection."""
+        role = prefix + db[2:20]
+        self.cluster.psql(f"""
+CREATE ROLE {role} LOGIN CONNECTION LIMIT 1;
+GRANT CREATE ON DATABASE {db} TO {role};
+ALTER TABLE {table} OWNER TO {role};
+SELECT format('ALTER TABLE %s OWNER TO {role}', inhrelid::regclass)
+FROM pg_inherits WHERE inhparent = '{table}'::regclass \\gexec
+""", dbname=db)
+        self.addCleanup(lambda: self.cluster.psql(
+            f"REASSIGN OWNED BY {role} TO postgres; DROP OWNED BY {role}; "
+            f"DROP ROLE {role};", dbname=db))
+        return role
+
     def assertExit(self, proc, code, msg=None):
         if proc.returncode != code:
             detail = (f"exit status {proc.returncode}, expected {code}\n"

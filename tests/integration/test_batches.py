@@ -220,16 +220,7 @@ SELECT now() - g * interval '1 minute', g % 5, 'click' FROM generate_series(1, 5
 
     def test_without_a_second_connection_each_batch_reads_its_own_bound(self):
         gone = self.make_backlog()
-        role = "rd_one_" + self.db[2:20]
-        # a role that may hold one connection: the second is refused
-        self.sql(f"""
-CREATE ROLE {role} LOGIN CONNECTION LIMIT 1;
-GRANT CREATE ON DATABASE {self.db} TO {role};
-ALTER TABLE events OWNER TO {role};
-""")
-        self.addCleanup(lambda: self.cluster.psql(
-            f"REASSIGN OWNED BY {role} TO postgres; DROP OWNED BY {role}; "
-            f"DROP ROLE {role};", dbname=self.db))
+        role = self.one_connection_role("rd_one_", self.db)
         conf = write_config(self.tmp, f"""
 database: {{ conninfo = "{self.cluster.conninfo(self.db, user=role)}"; }};
 rules = ( {self.BACKLOG_RULE} );

@@ -285,18 +285,7 @@ UPDATE pg_class SET reltuples = 2000000 WHERE oid = 'events_m05'::regclass;
 
     def test_big_partition_without_a_second_connection_is_counted_on_one(self):
         rows = self.make_big_partition()
-        role = "rd_solo_" + self.db[2:20]
-        # a role that may hold one connection: the second is refused
-        self.sql(f"""
-CREATE ROLE {role} LOGIN CONNECTION LIMIT 1;
-GRANT CREATE ON DATABASE {self.db} TO {role};
-ALTER TABLE events OWNER TO {role};
-SELECT format('ALTER TABLE %s OWNER TO {role}', inhrelid::regclass)
-FROM pg_inherits WHERE inhparent = 'events'::regclass \\gexec
-""")
-        self.addCleanup(lambda: self.cluster.psql(
-            f"REASSIGN OWNED BY {role} TO postgres; DROP OWNED BY {role}; "
-            f"DROP ROLE {role};", dbname=self.db))
+        role = self.one_connection_role("rd_solo_", self.db)
         conf = write_config(self.tmp, f"""
 database: {{ conninfo = "{self.cluster.conninfo(self.db, user=role)}"; }};
 rules = ( {self.partition_rule()} );
