@@ -494,6 +494,14 @@ db_async_commit(PGconn *conn, bool on, char **err)
 }
 
 bool
+db_flush_writes(PGconn *conn, bool on, char **err)
+{
+	return db_exec(conn, on ? "SET backend_flush_after = '"
+				  DB_FLUSH_AFTER "'"
+				: "RESET backend_flush_after", err);
+}
+
+bool
 db_parallel_query(PGconn *conn, bool on, char **err)
 {
 	return db_exec(conn, on ? "RESET max_parallel_workers_per_gather"

@@ -115,6 +115,14 @@ bool db_lock_timeout(PGconn *conn, const char *value, char **err) MUSTCHECK;
 /* Commit without waiting for the WAL flush (ON), or go back to the
  * session's own synchronous_commit. */
 bool db_async_commit(PGconn *conn, bool on, char **err) MUSTCHECK;
+/* Ask the kernel to write the pages this session writes out of shared
+ * buffers after every DB_FLUSH_AFTER of them (backend_flush_after, which
+ * any role may set), or go back to the session's own setting (off by
+ * default). Unflushed, a batch's evicted pages pile up in the page cache
+ * and reach the disk in one burst some seconds later, and every commit
+ * of others then waits behind it for its WAL flush. */
+#define DB_FLUSH_AFTER "256kB"
+bool db_flush_writes(PGconn *conn, bool on, char **err) MUSTCHECK;
 /* Parallel query for this session: off (false), or back to the default. */
 bool db_parallel_query(PGconn *conn, bool on, char **err) MUSTCHECK;
 /* The server's WAL insert position, in bytes (busy.h). */

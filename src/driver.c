@@ -220,6 +220,19 @@ pause_and_watch(const struct driver_ctx *d, double pause, struct busy *busy,
 	return busy_now(busy, monotonic_ms());
 }
 
+/* While others write, the pages this session evicts go to disk as it
+ * writes them (db_flush_writes): a platform without the kernel call
+ * refuses the setting, and then only the batches stay short. */
+static void
+flush_writes(const struct driver_ctx *d, const struct rule *r, bool on)
+{
+	char *err = NULL;
+	if (db_flush_writes(d->conn, on, &err))
+		return;
+	log_debug("rule \"%s\": backend_flush_after: %s", r->name, err);
+	free(err);
+}
+
 /* Into (GENTLE) or out of the short, flushed batches for others'
  * writes: commits synchronous while gentle. ASYNC: whether the session
  * commits asynchronously now; returns what it does after. *TOLD: the log
@@ -241,11 +254,13 @@ switch_gentle(const struct driver_ctx *d, struct plan *rs, size_t ti,
 		*told = true;
 		if (async && db_async_commit(d->conn, false, &err))
 			async = false;
+		flush_writes(d, r, true);
 	} else {
 		log_debug("rule \"%s\" (%s): nobody else is writing; batches "
 			  "of about %lld ms again", r->name, rs->targets[ti].name,
 			  (long long)duration_ms(&r->limits.batch_target));
 		async = db_async_commit(d->conn, true, &err);
+		flush_writes(d, r, false);
 	}
 	if (err) {
 		log_debug("rule \"%s\": synchronous_commit: %s", r->name, err);
@@ -286,7 +301,8 @@ wait_before_batch(const struct driver_ctx *d, struct plan *rs, size_t ti,
  *
  * While other sessions write, batches aim for busy_batch_target instead of
  * batch_target and commit synchronously, so a commit of theirs never waits
- * for much of retentiond's WAL to reach disk (busy.h).
+ * for much of retentiond's WAL to reach disk (busy.h), and the pages the
+ * batches write out go to disk as they do (db_flush_writes).
  */
 enum rule_outcome
 driver_run(const struct driver_ctx *d, struct plan *rs, size_t ti,
@@ -444,6 +460,8 @@ driver_run(const struct driver_ctx *d, struct plan *rs, size_t ti,
 		ahead_drop(d->ahead);
 	if (short_wait)
 		(void)set_lock_wait(d, false);
+	if (s.gentle)
+		flush_writes(d, r, false);
 	if (async && !db_async_commit(d->conn, false, &err)) {
 		log_warning("rule \"%s\": could not reset synchronous_commit: %s",
 			    r->name, err);

@@ -424,9 +424,19 @@ INSERT INTO people VALUES
         self.many_expired()
         conf = self.config(self.EVENTS_RULE, "limits: { max_fraction = 1.0; };")
         self.init_db(conf)
+        # the server logs retentiond's statements from here on
+        self.sql(f"ALTER DATABASE {self.db} SET log_statement = 'all';")
+        before = len(self.cluster.server_log())
         proc = self.run_while_writing(conf)
         self.assertExit(proc, 0)
         self.assertOutput(proc, r"other sessions are writing; batches of about 3 ms")
+        # while gentle, its evicted pages are sent to disk as it writes
+        # them, not left to reach it in one burst later; afterwards the
+        # session's own setting is back
+        log = self.cluster.server_log()[before:]
+        on = log.find("SET backend_flush_after = '256kB'")
+        self.assertGreaterEqual(on, 0, "backend_flush_after never set")
+        self.assertGreater(log.find("RESET backend_flush_after", on), on)
         self.assertEqual(self.sql("SELECT count(*) FROM events WHERE payload LIKE 'old%'"), "0")
         self.assertEqual(self.audit_rows(), 30000)
         # the first batch (10000 rows) ran before anyone was seen; then
