@@ -119,8 +119,9 @@ bool db_async_commit(PGconn *conn, bool on, char **err) MUSTCHECK;
  * buffers after every DB_FLUSH_AFTER of them (backend_flush_after, which
  * any role may set), or go back to the session's own setting (off by
  * default). Unflushed, a batch's evicted pages pile up in the page cache
- * and reach the disk in one burst some seconds later, and every commit
- * of others then waits behind it for its WAL flush. */
+ * and reach the disk in one burst some seconds later, where others'
+ * commits may wait behind it for their WAL flush (PostgreSQL's own
+ * advice for the setting; bench/README.md has what it changed here). */
 #define DB_FLUSH_AFTER "256kB"
 bool db_flush_writes(PGconn *conn, bool on, char **err) MUSTCHECK;
 /* Parallel query for this session: off (false), or back to the default. */
