@@ -146,16 +146,18 @@ syntax_error(struct cfg_ctx *c, const config_t *lc, const char *text)
 	const char *etext = config_error_text(lc);
 	const char *file = file_named(c, efile);
 	int line = config_error_line(lc);
-	char inc[512];
+	char inc[512], q[128];
 
 	if (!etext)
 		etext = "unknown error";
 	if (strcmp(etext, "cannot open include file") == 0) {
-		/* libconfig names neither the file nor where it looked */
+		/* libconfig names neither the file nor where it looked; the
+		 * name is the file's text, so it is quoted (a CR in it
+		 * would break the message's one line) */
 		if (!efile && include_at(text, line, inc, sizeof(inc)))
 			cfg_report(c, DIAG_ERROR, file, line, "@include: cannot "
-				   "open \"%s\" (looked in %s)", inc,
-				   c->include_dir);
+				   "open \"%s\" (looked in %s)",
+				   cfg_quote(inc, q, sizeof(q)), c->include_dir);
 		else
 			cfg_report(c, DIAG_ERROR, file, line, "@include: cannot "
 				   "open the file (relative paths start at %s)",
@@ -188,7 +190,7 @@ static bool
 absolute_includes(struct cfg_ctx *c, const char *text)
 {
 	const char *p = text;
-	char inc[512];
+	char inc[512], q[128];
 	bool found = false;
 
 	for (int line = 1; p; line++) {
@@ -196,7 +198,8 @@ absolute_includes(struct cfg_ctx *c, const char *text)
 			cfg_report(c, DIAG_ERROR, c->cfg->files[0], line,
 				   "@include \"%s\": this libconfig (%d.%d) "
 				   "only resolves paths relative to %s; "
-				   "write the path relative to it", inc,
+				   "write the path relative to it",
+				   cfg_quote(inc, q, sizeof(q)),
 				   LIBCONFIG_VER_MAJOR, LIBCONFIG_VER_MINOR,
 				   c->include_dir);
 			found = true;

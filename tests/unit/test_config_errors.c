@@ -428,6 +428,9 @@ static const struct error_case {
 	 "syntax error: duplicate setting name", NULL},
 	{"missing include names the file", DB "@include \"nowhere.conf\"\n" RULES,
 	 2, "@include: cannot open \"nowhere.conf\"", NULL},
+	{"a missing include's name is printed without its control characters",
+	 DB "@include \"no\rwhere.conf\"\n" RULES, 2,
+	 "@include: cannot open \"no?where.conf\"", "\r"},
 };
 
 static void
