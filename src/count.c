@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "plan_citus.h"
+
 /* Tables below this many rows are counted exactly for the guard; above it
  * the planner's estimate is close enough and costs nothing. */
 #define EXACT_COUNT_BELOW 100000
@@ -70,10 +72,30 @@ count_after_run(PGconn *conn, const struct plan *p, const char *cutoff,
 	return true;
 }
 
+static bool
+count_exactly(PGconn *conn, const struct plan *p, long long *rows, char **err)
+{
+	char *sql = xasprintf("SELECT count(*) FROM %s", p->qtable);
+	PGresult *res = db_query(conn, sql, 0, NULL, err);
+	free(sql);
+	if (!res)
+		return false;
+	*rows = atoll(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return true;
+}
+
 bool
 count_table_rows(PGconn *conn, const struct plan *p, long long *rows,
 		 char **err)
 {
+	bool known = false;
+	if (p->citus) {
+		plan_citus_table_rows(conn, p, rows, &known);
+		if (known && *rows >= EXACT_COUNT_BELOW)
+			return true;
+		return count_exactly(conn, p, rows, err);
+	}
 	/* reltuples: -1 when never analysed; partitioned parents have none.
 	 * pg_partition_tree() is empty for a table that is not partitioned,
 	 * so the table itself is its one leaf then. */
@@ -92,15 +114,8 @@ count_table_rows(PGconn *conn, const struct plan *p, long long *rows,
 	*rows = atoll(PQgetvalue(res, 0, 0));
 	bool unknown = PQgetvalue(res, 0, 1)[0] == 't';
 	PQclear(res);
-	if (unknown || *rows < EXACT_COUNT_BELOW) {
-		char *sql = xasprintf("SELECT count(*) FROM %s", p->qtable);
-		res = db_query(conn, sql, 0, NULL, err);
-		free(sql);
-		if (!res)
-			return false;
-		*rows = atoll(PQgetvalue(res, 0, 0));
-		PQclear(res);
-	}
+	if (unknown || *rows < EXACT_COUNT_BELOW)
+		return count_exactly(conn, p, rows, err);
 	return true;
 }
 

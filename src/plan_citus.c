@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "hold.h"
+#include "log.h"
 #include "strbuf.h"
 
 #define OID_TEXT_ARRAY 1009
@@ -271,6 +272,62 @@ plan_citus_after_statement(struct plan *p, struct plan_stmt *st)
 		" FROM due, kept",
 		e, h, f, e, h, e, h, f, e, p->age_q, late, date ? "::date" : "",
 		p->age_q, p->qtable, p->expired, p->age_q, p->qtable, p->expired);
+}
+
+/*
+ * The shards' own statistics, summed: the coordinator's pg_class knows
+ * nothing of a distributed table's rows (its shell is empty), and a
+ * count(*) reads every shard. One query to each worker reads the
+ * reltuples of the table's shards (of every partition's shards, on a
+ * partitioned table); a shard placed on two workers counts once.
+ */
+static const char table_rows_sql[] =
+	"WITH leaves AS ("
+	" SELECT pt.relid FROM pg_catalog.pg_partition_tree($1::oid::regclass) pt"
+	"  WHERE pt.isleaf"
+	" UNION ALL SELECT $1::oid::regclass WHERE NOT EXISTS ("
+	"  SELECT 1 FROM pg_catalog.pg_partition_tree($1::oid::regclass))),"
+	" shards AS (SELECT pg_catalog.shard_name(s.logicalrelid, s.shardid) n"
+	"  FROM pg_catalog.pg_dist_shard s"
+	"  WHERE s.logicalrelid IN (SELECT relid FROM leaves)),"
+	" w AS (SELECT w.success, w.result"
+	"  FROM pg_catalog.run_command_on_workers(pg_catalog.format("
+	"   'SELECT coalesce(json_object_agg(c.oid::regclass::text,"
+	"    c.reltuples), ''{}'') FROM pg_catalog.pg_class c"
+	"    WHERE c.oid = ANY (SELECT pg_catalog.to_regclass(n)"
+	"    FROM unnest(%L::text[]) n)',"
+	"   (SELECT array_agg(n) FROM shards))) w),"
+	" per_shard AS (SELECT j.key, max(j.value::float8) t"
+	"  FROM w, json_each_text(CASE WHEN w.success THEN w.result::json"
+	"   ELSE '{}' END) j GROUP BY j.key)"
+	" SELECT coalesce(sum(t) FILTER (WHERE t > 0), 0)::bigint,"
+	"  count(*) = (SELECT count(*) FROM shards)"
+	"  AND (SELECT count(*) FROM shards) > 0"
+	"  AND coalesce((SELECT bool_and(success) FROM w), false)"
+	"  AND NOT coalesce(bool_or(t < 0), false)"
+	" FROM per_shard";
+
+void
+plan_citus_table_rows(PGconn *conn, const struct plan *p, long long *rows,
+		      bool *known)
+{
+	*rows = 0;
+	*known = false;
+	if (!p->citus || strcmp(p->citus->kind, "distributed") != 0)
+		return;
+	char *err = NULL;
+	const char *params[] = { p->oid };
+	PGresult *res = db_query(conn, table_rows_sql, 1, params, &err);
+	if (!res) {
+		log_debug("rule \"%s\": the shards' statistics could not be "
+			  "read, so the table is counted: %s", p->rule->name,
+			  err);
+		free(err);
+		return;
+	}
+	*rows = atoll(PQgetvalue(res, 0, 0));
+	*known = PQgetvalue(res, 0, 1)[0] == 't';
+	PQclear(res);
 }
 
 void

@@ -81,6 +81,15 @@ void plan_citus_after_statement(struct plan *p, struct plan_stmt *st);
 bool plan_citus_refresh_held(PGconn *conn, const struct plan *p,
 			     enum db_errclass *class, char **err);
 
+/*
+ * A distributed table's rows as its shards' statistics say (reltuples,
+ * summed over the workers). *KNOWN false when that is not a distributed
+ * table, a shard was never analysed or not found, or the workers could
+ * not be asked (logged at debug level): then count the rows.
+ */
+void plan_citus_table_rows(PGconn *conn, const struct plan *p,
+			   long long *rows, bool *known);
+
 void plan_citus_free(struct plan_citus *c);
 
 /* batch_run and batch_run_range for a Citus table (batch_citus.c). */

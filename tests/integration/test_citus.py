@@ -241,6 +241,32 @@ INSERT INTO sessions SELECT g, now() - interval '3 years' FROM generate_series(1
         self.assertEqual(self.audit_rows("events"), 2700, "no hold here: every expired row")
         self.assertExit(self.rd(conf, "verify"), 0)
 
+    def test_table_size_comes_from_the_shards_statistics(self):
+        """The coordinator's pg_class knows nothing of a distributed
+        table's rows: its size (the max_fraction guard's denominator, the
+        report's table_rows) is the shards' reltuples, summed, as a single
+        server's is its own; an exact count where a shard has none."""
+        self.seed_events()
+        conf = self.config(self.EVENTS_RULE)
+        set_shards = ("SELECT count(*) FROM run_command_on_shards('events', "
+                      "$$UPDATE pg_class SET reltuples = {} "
+                      "WHERE oid = '%s'::regclass$$) WHERE success")
+        self.assertEqual(self.sql(set_shards.format(50000)), "8")
+        proc = self.rd(conf, "plan")
+        self.assertExit(proc, 0)
+        self.assertClean(proc)
+        self.assertOutput(proc, r"would delete 2700 of 400000 rows", stream="stdout")
+        # one shard never analysed: the statistics say too little, count
+        one = self.sql("SELECT shard_name('events'::regclass, min(shardid))"
+                       " FROM pg_dist_shard WHERE logicalrelid = 'events'::regclass")
+        self.assertEqual(self.sql(
+            "SELECT count(*) FROM run_command_on_shards('events', "
+            "$$UPDATE pg_class SET reltuples = -1 WHERE oid = '%1$s'::regclass"
+            f" AND '%1$s' = '{one}'$$) WHERE result = 'UPDATE 1'"), "1")
+        proc = self.rd(conf, "plan")
+        self.assertExit(proc, 0)
+        self.assertOutput(proc, r"would delete 2700 of 3300 rows", stream="stdout")
+
     def test_rows_of_one_age_go_in_bounded_batches(self):
         """A time slice cannot be narrower than a second: when one age
         holds many more rows than a batch, they go LIMIT at a time."""
