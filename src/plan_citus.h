@@ -55,7 +55,13 @@ bool plan_citus_primary_key(PGconn *conn, const char *oid, char **out,
 	"Citus table (its helper function lives on the coordinator only); " \
 	"use an inet column"
 
-/* Set p->citus when P's table (p->oid) is a Citus table. */
+/* Connections per worker a session of retentiond's uses for a
+ * multi-shard statement, unless an admin set
+ * citus.max_adaptive_executor_pool_size; kept between transactions. */
+#define PLAN_CITUS_POOL 4
+
+/* Set p->citus when P's table (p->oid) is a Citus table, and the
+ * session's connection pool to the workers (PLAN_CITUS_POOL). */
 bool plan_citus_detect(PGconn *conn, struct plan *p, char **err) MUSTCHECK;
 
 /* The not-held fragment: the row's subject not among the held ids. */

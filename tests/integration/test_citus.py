@@ -267,6 +267,48 @@ INSERT INTO sessions SELECT g, now() - interval '3 years' FROM generate_series(1
         self.assertExit(proc, 0)
         self.assertOutput(proc, r"would delete 2700 of 3300 rows", stream="stdout")
 
+    def worker_sessions(self):
+        """Sessions each worker has seen on this test's database."""
+        return [int(w.psql("SELECT pg_stat_force_next_flush();"
+                           "SELECT sessions FROM pg_stat_database"
+                           f" WHERE datname = '{self.db}'", dbname=self.db)
+                    .splitlines()[-1]) for w in self.cluster.workers]
+
+    def test_batches_reuse_their_connections_to_the_workers(self):
+        """Citus keeps one connection per worker after a transaction and
+        would open the rest of its pool again for every batch; retentiond's
+        session keeps a pool of its own size (4 per worker), so a run of
+        many batches opens a handful of connections to each worker."""
+        self.customers()
+        self.sql("""
+SET citus.shard_count = 32;
+CREATE TABLE wide (customer_id bigint NOT NULL, id bigint NOT NULL,
+                   created_at timestamptz NOT NULL, payload text,
+                   PRIMARY KEY (customer_id, id));
+CREATE INDEX ON wide (created_at);
+SELECT create_distributed_table('wide', 'customer_id');
+INSERT INTO wide SELECT g % 100, g, now() - interval '3 days' - g * interval '1 minute', 'old'
+FROM generate_series(1, 100000) g;
+INSERT INTO wide SELECT g % 100, 100000 + g, now(), 'new' FROM generate_series(1, 100) g;
+""")
+        conf = self.config("""{
+  name = "wide"; policy = "kept 2 days"; table = "public.wide";
+  age_column = "created_at"; retain = "2 days"; batch_size = 2000;
+  max_fraction = 1.0;
+}""")
+        before = self.worker_sessions()
+        proc = self.rd(conf, "run")
+        opened = [a - b for a, b in zip(self.worker_sessions(), before)]
+        self.assertExit(proc, 0)
+        self.assertClean(proc)
+        self.assertEqual(self.sql("SELECT count(*) FROM wide WHERE payload <> 'new'"), "0")
+        batches = int(self.sql("SELECT count(*) FROM retention.actions WHERE rule = 'wide'"))
+        self.assertGreater(batches, 5)
+        # the pool, the statistics query, worker_sessions' own psql, and
+        # one to spare (Citus's maintenance daemon may connect meanwhile)
+        for n in opened:
+            self.assertLessEqual(n, 4 + 3, f"{opened} sessions for {batches} batches")
+
     def test_rows_of_one_age_go_in_bounded_batches(self):
         """A time slice cannot be narrower than a second: when one age
         holds many more rows than a batch, they go LIMIT at a time."""
