@@ -81,37 +81,6 @@ plan_citus_primary_key(PGconn *conn, const char *oid, char **out, char **err)
 	return true;
 }
 
-/*
- * Citus's executor opens up to citus.max_adaptive_executor_pool_size
- * (16) connections to each worker for a multi-shard statement, and keeps
- * citus.max_cached_conns_per_worker (1) of them when the transaction
- * ends: each batch, a transaction of its own, would open and close the
- * others again, which cost more than the batch's rows (bench/README.md,
- * "Citus"). So, unless an admin chose the pool size (for the server,
- * database or role), the session uses a pool of PLAN_CITUS_POOL per
- * worker, as befits a background job beside the application, and keeps
- * every connection of its pool from one batch to the next.
- */
-static bool
-session_pool(PGconn *conn, char **err)
-{
-	char *sql = xasprintf(
-		"SELECT pg_catalog.set_config("
-		"'citus.max_adaptive_executor_pool_size', n::text, false),"
-		" pg_catalog.set_config('citus.max_cached_conns_per_worker',"
-		" greatest(n, pg_catalog.current_setting("
-		"'citus.max_cached_conns_per_worker')::int)::text, false)"
-		" FROM (SELECT CASE WHEN source = 'default'"
-		" THEN least(setting::int, %d) ELSE setting::int END AS n"
-		" FROM pg_catalog.pg_settings"
-		" WHERE name = 'citus.max_adaptive_executor_pool_size') s",
-		PLAN_CITUS_POOL);
-	PGresult *res = db_query(conn, sql, 0, NULL, err);
-	free(sql);
-	PQclear(res);
-	return res != NULL;
-}
-
 bool
 plan_citus_detect(PGconn *conn, struct plan *p, char **err)
 {
@@ -123,8 +92,7 @@ plan_citus_detect(PGconn *conn, struct plan *p, char **err)
 		return true;	/* a single server's SQL works */
 	p->citus = xcalloc(1, sizeof(*p->citus));
 	p->citus->kind = kind;
-	if (!session_pool(conn, err) ||
-	    !plan_citus_primary_key(conn, p->oid, &p->citus->pk, err))
+	if (!plan_citus_primary_key(conn, p->oid, &p->citus->pk, err))
 		return false;
 	if (!p->citus->pk) {
 		/* fail closed: without a key there is no way to pick rows
@@ -360,6 +328,45 @@ plan_citus_table_rows(PGconn *conn, const struct plan *p, long long *rows,
 	*rows = atoll(PQgetvalue(res, 0, 0));
 	*known = PQgetvalue(res, 0, 1)[0] == 't';
 	PQclear(res);
+}
+
+/*
+ * Citus's executor opens up to citus.max_adaptive_executor_pool_size
+ * (16) connections to each worker for a multi-shard statement, and keeps
+ * citus.max_cached_conns_per_worker (1) of them when the transaction
+ * ends: each batch, a transaction of its own, would open and close the
+ * others again, which cost more than the batch's rows (bench/README.md,
+ * "Citus"). So, for its batches, unless an admin chose the pool size
+ * (for the server, database or role), the session uses a pool of
+ * PLAN_CITUS_POOL per worker, as befits a background job beside the
+ * application, and keeps every connection of it from one batch to the
+ * next. Only for the batches: elsewhere (a partition's DROP, the counts)
+ * more connections only cost more to open, each one a new backend on a
+ * worker.
+ */
+bool
+plan_citus_pool(PGconn *conn, bool on, char **err)
+{
+	if (!on)
+		return db_exec(conn, "RESET citus.max_adaptive_executor_pool_size",
+			       err) &&
+		       db_exec(conn, "RESET citus.max_cached_conns_per_worker",
+			       err);
+	char *sql = xasprintf(
+		"SELECT pg_catalog.set_config("
+		"'citus.max_adaptive_executor_pool_size', n::text, false),"
+		" pg_catalog.set_config('citus.max_cached_conns_per_worker',"
+		" greatest(n, pg_catalog.current_setting("
+		"'citus.max_cached_conns_per_worker')::int)::text, false)"
+		" FROM (SELECT CASE WHEN source = 'default'"
+		" THEN least(setting::int, %d) ELSE setting::int END AS n"
+		" FROM pg_catalog.pg_settings"
+		" WHERE name = 'citus.max_adaptive_executor_pool_size') s",
+		PLAN_CITUS_POOL);
+	PGresult *res = db_query(conn, sql, 0, NULL, err);
+	free(sql);
+	PQclear(res);
+	return res != NULL;
 }
 
 void

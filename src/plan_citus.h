@@ -55,13 +55,12 @@ bool plan_citus_primary_key(PGconn *conn, const char *oid, char **out,
 	"Citus table (its helper function lives on the coordinator only); " \
 	"use an inet column"
 
-/* Connections per worker a session of retentiond's uses for a
+/* Connections per worker a session of retentiond's uses for a batch's
  * multi-shard statement, unless an admin set
- * citus.max_adaptive_executor_pool_size; kept between transactions. */
+ * citus.max_adaptive_executor_pool_size; kept between batches. */
 #define PLAN_CITUS_POOL 4
 
-/* Set p->citus when P's table (p->oid) is a Citus table, and the
- * session's connection pool to the workers (PLAN_CITUS_POOL). */
+/* Set p->citus when P's table (p->oid) is a Citus table. */
 bool plan_citus_detect(PGconn *conn, struct plan *p, char **err) MUSTCHECK;
 
 /* The not-held fragment: the row's subject not among the held ids. */
@@ -95,6 +94,11 @@ bool plan_citus_refresh_held(PGconn *conn, const struct plan *p,
  */
 void plan_citus_table_rows(PGconn *conn, const struct plan *p,
 			   long long *rows, bool *known);
+
+/* ON: the session's pool of connections to each worker for a rule's
+ * batches (PLAN_CITUS_POOL, kept between transactions); off: Citus's
+ * own again. */
+bool plan_citus_pool(PGconn *conn, bool on, char **err) MUSTCHECK;
 
 void plan_citus_free(struct plan_citus *c);
 
