@@ -305,22 +305,6 @@ wait_before_batch(const struct driver_ctx *d, struct plan *rs, size_t ti,
  * for much of retentiond's WAL to reach disk (busy.h), and the pages the
  * batches write out go to disk as they do (db_flush_writes).
  */
-/* On a Citus table, the session's pool of connections to the workers
- * for the batches, and Citus's own after (plan_citus_pool); a failure
- * costs only speed, so it is logged, not fatal. */
-static void
-citus_pool(const struct driver_ctx *d, const struct plan *rs, bool on)
-{
-	char *err = NULL;
-
-	if (rs->citus && !plan_citus_pool(d->conn, on, &err)) {
-		log_debug("rule \"%s\": could not %s the connection pool to "
-			  "the workers: %s", rs->rule->name, on ? "set" : "reset",
-			  err);
-		free(err);
-	}
-}
-
 enum rule_outcome
 driver_run(const struct driver_ctx *d, struct plan *rs, size_t ti,
 	   const char *cutoff, const char *detail, double rule_deadline,
@@ -362,7 +346,7 @@ driver_run(const struct driver_ctx *d, struct plan *rs, size_t ti,
 		free(err);
 		err = NULL;
 	}
-	citus_pool(d, rs, true);
+	plan_citus_pool(d->conn, rs, true);
 	for (;;) {
 		struct driver_event ev = { .kind = DRIVER_EV_READY };
 		enum wait_result wr = wait_before_batch(d, rs, ti, deadline, &err);
@@ -480,7 +464,6 @@ driver_run(const struct driver_ctx *d, struct plan *rs, size_t ti,
 		(void)set_lock_wait(d, false);
 	if (s.gentle)
 		flush_writes(d, r, false);
-	citus_pool(d, rs, false);
 	if (async && !db_async_commit(d->conn, false, &err)) {
 		log_warning("rule \"%s\": could not reset synchronous_commit: %s",
 			    r->name, err);

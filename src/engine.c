@@ -12,6 +12,7 @@
 #include "ahead.h"
 #include "count.h"
 #include "plan.h"
+#include "plan_citus.h"
 #include "db.h"
 #include "driver.h"
 #include "erasure.h"
@@ -410,6 +411,7 @@ run_rule_steps(struct cycle *c, const struct rule *r, struct rule_result *rr)
 			rr->outcome = work_target(c, &rs, i, rr, deadline);
 		status(c, "rule %s: counting what is left", r->name);
 		if (after_run(c, &rs, rr)) {
+			plan_citus_pool(c->conn, &rs, false);
 			plan_release(&rs);
 			rr->seconds = (monotonic_ms() - t0) / 1000.0;
 			return;
@@ -417,6 +419,8 @@ run_rule_steps(struct cycle *c, const struct rule *r, struct rule_result *rr)
 	}
 	note_oldest(c, &rs, rr);
 	note_overdue(c, &rs, rr);
+	/* the batches' pool served the counts after them too */
+	plan_citus_pool(c->conn, &rs, false);
 	plan_release(&rs);
 	rr->seconds = (monotonic_ms() - t0) / 1000.0;
 }

@@ -7,6 +7,7 @@
 #include "audit.h"
 #include "count.h"
 #include "plan.h"
+#include "plan_citus.h"
 #include "db.h"
 #include "driver.h"
 #include "erasure_graph.h"
@@ -217,6 +218,7 @@ apply_pass(const struct driver_ctx *d, const struct rule *r,
 		rr->failed = true;
 	}
 	free(detail);
+	plan_citus_pool(d->conn, &rs, false);	/* set by driver_run */
 	plan_release(&rs);
 }
 

@@ -340,12 +340,12 @@ plan_citus_table_rows(PGconn *conn, const struct plan *p, long long *rows,
  * (for the server, database or role), the session uses a pool of
  * PLAN_CITUS_POOL per worker, as befits a background job beside the
  * application, and keeps every connection of it from one batch to the
- * next. Only for the batches: elsewhere (a partition's DROP, the counts)
+ * next, and for the count after them. Not for a partition's DROP: there
  * more connections only cost more to open, each one a new backend on a
  * worker.
  */
-bool
-plan_citus_pool(PGconn *conn, bool on, char **err)
+static bool
+set_pool(PGconn *conn, bool on, char **err)
 {
 	if (!on)
 		return db_exec(conn, "RESET citus.max_adaptive_executor_pool_size",
@@ -367,6 +367,20 @@ plan_citus_pool(PGconn *conn, bool on, char **err)
 	free(sql);
 	PQclear(res);
 	return res != NULL;
+}
+
+void
+plan_citus_pool(PGconn *conn, const struct plan *p, bool on)
+{
+	char *err = NULL;
+
+	if (p->citus && !set_pool(conn, on, &err)) {
+		/* it costs only speed */
+		log_debug("rule \"%s\": could not %s the connection pool to "
+			  "the workers: %s", p->rule->name, on ? "set" : "reset",
+			  err);
+		free(err);
+	}
 }
 
 void

@@ -95,10 +95,12 @@ bool plan_citus_refresh_held(PGconn *conn, const struct plan *p,
 void plan_citus_table_rows(PGconn *conn, const struct plan *p,
 			   long long *rows, bool *known);
 
-/* ON: the session's pool of connections to each worker for a rule's
- * batches (PLAN_CITUS_POOL, kept between transactions); off: Citus's
- * own again. */
-bool plan_citus_pool(PGconn *conn, bool on, char **err) MUSTCHECK;
+/* On a Citus table P, ON: the session's pool of connections to each
+ * worker for a rule's batches and the counts after them
+ * (PLAN_CITUS_POOL, kept between transactions; driver_run sets it); off:
+ * Citus's own again (the caller, when its counts are done). A failure
+ * costs only speed: it is logged at debug level. */
+void plan_citus_pool(PGconn *conn, const struct plan *p, bool on);
 
 void plan_citus_free(struct plan_citus *c);
 

@@ -272,7 +272,8 @@ INSERT INTO sessions SELECT g, now() - interval '3 years' FROM generate_series(1
         would open the rest of its pool again for every batch (measured in
         bench/README.md, "Citus"); for its batches retentiond's session
         sets a pool of 4 per worker and keeps all of it between
-        transactions, then gives Citus its own settings back."""
+        transactions, and for the count after them, then gives Citus its
+        own settings back."""
         self.seed_events()
         self.sql(f"ALTER DATABASE {self.db} SET log_statement = 'all'")
         conf = self.config(self.EVENTS_RULE)
@@ -284,10 +285,11 @@ INSERT INTO sessions SELECT g, now() - interval '3 years' FROM generate_series(1
         pool = log.find("set_config('citus.max_adaptive_executor_pool_size'")
         first = log.find('DELETE FROM "public"."events"')
         last = log.rfind('DELETE FROM "public"."events"')
+        after = log.find("WITH due AS", last)
         reset = log.find("RESET citus.max_cached_conns_per_worker", last)
         self.assertGreaterEqual(first, 0, "no batch in the log")
         self.assertTrue(0 <= pool < first, "the pool is set before the batches")
-        self.assertGreater(reset, last, "and reset after them")
+        self.assertTrue(last < after < reset, "and reset after them and the count after them")
         self.assertIn("set_config('citus.max_cached_conns_per_worker'", log[pool:first])
         # the same query in a session of its own: 4, or an admin's choice
         q = ("SELECT current_setting('citus.max_adaptive_executor_pool_size'),"
