@@ -370,12 +370,15 @@ set_pool(PGconn *conn, bool on, char **err)
 }
 
 void
-plan_citus_pool(PGconn *conn, const struct plan *p, bool on)
+plan_citus_pool(PGconn *conn, struct plan *p, bool on)
 {
 	char *err = NULL;
 
-	if (p->citus && !set_pool(conn, on, &err)) {
-		/* it costs only speed */
+	if (!p->citus || p->citus->pool == on)
+		return;
+	/* a failure costs only speed; either way a reset is tried after */
+	p->citus->pool = on;
+	if (!set_pool(conn, on, &err)) {
 		log_debug("rule \"%s\": could not %s the connection pool to "
 			  "the workers: %s", p->rule->name, on ? "set" : "reset",
 			  err);

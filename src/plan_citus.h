@@ -34,6 +34,7 @@ struct plan_citus {
 	char *pk;		/* t."a", t."b": the primary key's columns */
 	char *held_sql;		/* the held ids' query, NULL without subject */
 	char *held;		/* their text[] literal, read per statement */
+	bool pool;		/* the session's pool is set (plan_citus_pool) */
 };
 
 /*
@@ -97,10 +98,11 @@ void plan_citus_table_rows(PGconn *conn, const struct plan *p,
 
 /* On a Citus table P, ON: the session's pool of connections to each
  * worker for a rule's batches and the counts after them
- * (PLAN_CITUS_POOL, kept between transactions; driver_run sets it); off:
- * Citus's own again (the caller, when its counts are done). A failure
+ * (PLAN_CITUS_POOL, kept between transactions; driver_run sets it, once
+ * for all of a rule's targets); off: Citus's own again (the caller, when
+ * its counts are done; nothing when it was not set). A failure
  * costs only speed: it is logged at debug level. */
-void plan_citus_pool(PGconn *conn, const struct plan *p, bool on);
+void plan_citus_pool(PGconn *conn, struct plan *p, bool on);
 
 void plan_citus_free(struct plan_citus *c);
 

@@ -291,6 +291,9 @@ INSERT INTO sessions SELECT g, now() - interval '3 years' FROM generate_series(1
         self.assertTrue(0 <= pool < first, "the pool is set before the batches")
         self.assertTrue(last < after < reset, "and reset after them and the count after them")
         self.assertIn("set_config('citus.max_cached_conns_per_worker'", log[pool:first])
+        self.assertEqual(log.count("set_config('citus.max_adaptive_executor_pool_size'"), 1,
+                         "set once, reset once")
+        self.assertEqual(log.count("RESET citus.max_cached_conns_per_worker"), 1)
         # the same query in a session of its own: 4, or an admin's choice
         q = ("SELECT current_setting('citus.max_adaptive_executor_pool_size'),"
              " current_setting('citus.max_cached_conns_per_worker')")
