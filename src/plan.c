@@ -1,5 +1,6 @@
 #include "plan_int.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,19 +47,32 @@ load_targets(PGconn *conn, struct plan *rs, char **err)
 		rs->targets[0].name = xasprintf("%s.%s", rs->rule->schema,
 						rs->rule->table);
 		rs->targets[0].qname = xstrdup(rs->qtable);
+		rs->targets[0].lower_epoch = NAN;
 		return true;
 	}
 	/* ctid is only unique within one relation: batches work on each
-	 * leaf partition, oldest bound first. */
-	const char *p[] = { rs->oid };
+	 * leaf partition, oldest bound first. The lower bound of a direct
+	 * partition of a table partitioned by range on the age column
+	 * (FROM ('...'), a date or timestamp) lets a cycle pass over the
+	 * partitions where nothing is due yet. */
+	char attnum[16];
+	snprintf(attnum, sizeof(attnum), "%d", rs->age_attnum);
+	const char *p[] = { rs->oid, attnum };
 	PGresult *res = db_query(conn,
-		"SELECT n.nspname, c.relname"
+		"SELECT n.nspname, c.relname,"
+		"  CASE WHEN pt.parentrelid = $1::oid AND k.by_age THEN"
+		"   extract(epoch FROM (regexp_match(pg_get_expr(c.relpartbound,"
+		"     c.oid), 'FROM \\(''([^'']*)''\\)'))[1]::timestamptz)::text"
+		"  END"
 		" FROM pg_partition_tree($1::oid::regclass) pt"
 		" JOIN pg_class c ON c.oid = pt.relid"
 		" JOIN pg_namespace n ON n.oid = c.relnamespace"
+		" LEFT JOIN (SELECT partstrat = 'r' AND partnatts = 1"
+		"   AND partattrs[0] = $2::int2 AS by_age"
+		"   FROM pg_partitioned_table WHERE partrelid = $1::oid) k ON true"
 		" WHERE pt.isleaf"
 		" ORDER BY pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT',"
-		"   pg_get_expr(c.relpartbound, c.oid), c.relname", 1, p, err);
+		"   pg_get_expr(c.relpartbound, c.oid), c.relname", 2, p, err);
 	if (!res)
 		return false;
 	int n = PQntuples(res);
@@ -69,6 +83,8 @@ load_targets(PGconn *conn, struct plan *rs, char **err)
 						PQgetvalue(res, i, 1));
 		rs->targets[i].qname = db_qualified(conn, PQgetvalue(res, i, 0),
 						    PQgetvalue(res, i, 1));
+		rs->targets[i].lower_epoch = PQgetisnull(res, i, 2)
+			? NAN : strtod(PQgetvalue(res, i, 2), NULL);
 		if (!rs->targets[i].qname) {
 			*err = xasprintf("partition %s: its name is not valid "
 					 "in the database encoding",

@@ -96,6 +96,9 @@ struct plan_target {
 	/* Citus: the next time slice's width, in seconds of age per row of
 	 * the last slice (0: not measured yet) */
 	double slice_per_row;
+	/* a partition of a table range-partitioned on the age column: its
+	 * lower bound, in seconds since 1970 (NaN: none, or not known) */
+	double lower_epoch;
 };
 
 struct plan_citus;	/* plan_citus.h */
