@@ -106,8 +106,64 @@ rollback(PGconn *conn)
 		free(e);
 }
 
-/* Why the rows of partition QPART must stay ("": none need), or NULL
- * with *err. */
+/*
+ * One transaction: lock the partition against writes, count, drop or
+ * detach, audit. Returns false with *err; *lock_busy when only the lock
+ * could not be had in time (the partition waits for the next cycle).
+ */
+static bool
+retire_one(PGconn *conn, const struct config *cfg, struct plan *rs,
+	   const char *cutoff, long long run_id, struct pcount *pc,
+	   const struct pcount_target *target, struct partition_plan *pp,
+	   bool *lock_busy, char **err)
+{
+	const char *qpart = target->qpart;
+	bool drop = rs->rule->partitions == PARTITIONS_DROP;
+	char *sql = NULL;
+
+	*lock_busy = false;
+	if (!db_exec(conn, "BEGIN", err))
+		return false;
+	/* SHARE: readers go on, writers wait; the count then stays true */
+	char *lock = xasprintf("LOCK TABLE %s IN SHARE MODE", qpart);
+	bool locked = exec_lock_aware(conn, lock, lock_busy, err);
+	free(lock);
+	if (!locked)
+		goto fail;
+	if (!pcount_rows(pc, conn, target, &pp->rows, err))
+		goto fail;
+	sql = drop ? xasprintf("DROP TABLE %s", qpart)
+		   : xasprintf("ALTER TABLE %s DETACH PARTITION %s", rs->qtable,
+			       qpart);
+	if (!exec_lock_aware(conn, sql, lock_busy, err))
+		goto fail;
+	if (!insert_audit(conn, cfg, rs, run_id,
+			  drop ? "drop_partition" : "detach_partition", cutoff,
+			  pp, err))
+		goto fail;
+	if (!db_exec(conn, "COMMIT", err))
+		goto fail;
+	free(sql);
+	pp->retired = true;
+	return true;
+fail:
+	free(sql);
+	rollback(conn);
+	return false;
+}
+
+/* A detach someone started CONCURRENTLY and did not finish blocks further
+ * detaches of that table; FINALIZE completes it. */
+static bool
+finalize(PGconn *conn, const struct plan *rs, const char *qpart, char **err)
+{
+	char *sql = xasprintf("ALTER TABLE %s DETACH PARTITION %s FINALIZE",
+			      rs->qtable, qpart);
+	bool ok = db_exec(conn, sql, err);
+	free(sql);
+	return ok;
+}
+
 static const char *
 why_kept(PGconn *conn, struct plan *rs, const char *qpart, char **err)
 {
@@ -128,186 +184,6 @@ why_kept(PGconn *conn, struct plan *rs, const char *qpart, char **err)
 			return "rows of a subject under legal hold";
 	}
 	return "";
-}
-
-/* A partition waiting for its group's transaction. */
-struct candidate {
-	size_t part;			/* in partition_result.parts */
-	char *qpart;			/* owned */
-	struct pcount_target target;	/* qpart, and the list's strings */
-};
-
-/* At most this many partitions leave in one transaction. */
-#define GROUP_MAX 32
-
-static bool
-lock_all(PGconn *conn, const struct candidate *c, size_t n, bool *lock_busy,
-	 char **err)
-{
-	struct strbuf sql = STRBUF_INIT;
-	sb_add(&sql, "LOCK TABLE ");
-	for (size_t i = 0; i < n; i++)
-		sb_printf(&sql, "%s%s", i ? ", " : "", c[i].qpart);
-	/* SHARE: readers go on, writers wait; the counts then stay true */
-	sb_add(&sql, " IN SHARE MODE");
-	bool ok = exec_lock_aware(conn, sql.s, lock_busy, err);
-	sb_free(&sql);
-	return ok;
-}
-
-/*
- * One transaction for the N partitions of C: lock them against writes,
- * check again that none holds rows that must stay (a hold may have been
- * placed since the list was made: such a partition is left, with why),
- * count each of the others, drop or detach it, and insert its audit row.
- * Returns false with *err (all rolled back); *lock_busy when only a lock
- * could not be had in time.
- */
-static bool
-retire_group(PGconn *conn, const struct config *cfg, struct plan *rs,
-	     const char *cutoff, long long run_id, struct pcount *pc,
-	     const struct candidate *c, size_t n, struct partition_result *out,
-	     bool *lock_busy, char **err)
-{
-	bool drop = rs->rule->partitions == PARTITIONS_DROP;
-	const char **why = xcalloc(n, sizeof(*why));
-
-	*lock_busy = false;
-	if (!db_exec(conn, "BEGIN", err)) {
-		free(why);
-		return false;
-	}
-	bool ok = lock_all(conn, c, n, lock_busy, err);
-	for (size_t i = 0; i < n && ok; i++)
-		ok = (why[i] = why_kept(conn, rs, c[i].qpart, err)) != NULL;
-	for (size_t i = 0; i < n && ok; i++)
-		if (!*why[i])
-			ok = pcount_rows(pc, conn, &c[i].target,
-					 &out->parts[c[i].part].rows, err);
-	for (size_t i = 0; i < n && ok; i++) {
-		if (*why[i])
-			continue;
-		char *sql = drop ? xasprintf("DROP TABLE %s", c[i].qpart)
-				 : xasprintf("ALTER TABLE %s DETACH PARTITION %s",
-					     rs->qtable, c[i].qpart);
-		ok = exec_lock_aware(conn, sql, lock_busy, err);
-		free(sql);
-	}
-	for (size_t i = 0; i < n && ok; i++)
-		if (!*why[i])
-			ok = insert_audit(conn, cfg, rs, run_id,
-					  drop ? "drop_partition"
-					       : "detach_partition",
-					  cutoff, &out->parts[c[i].part], err);
-	if (!ok)
-		rollback(conn);
-	else
-		ok = db_exec(conn, "COMMIT", err);
-	for (size_t i = 0; i < n; i++) {
-		struct partition_plan *pp = &out->parts[c[i].part];
-		if (!ok) {
-			pp->rows = 0;
-		} else if (*why[i]) {
-			pp->skipped = xstrdup(why[i]);
-		} else {
-			pp->retired = true;
-			out->rows += pp->rows;
-		}
-	}
-	free(why);
-	return ok;
-}
-
-/* Retire one partition on its own; a lock not granted in time leaves it
- * for the next cycle (it is marked skipped), any other failure is an
- * error naming it. */
-static bool
-retire_one(PGconn *conn, const struct config *cfg, struct plan *rs,
-	   const char *cutoff, long long run_id, struct pcount *pc,
-	   const struct candidate *c, struct partition_result *out,
-	   char **err)
-{
-	struct partition_plan *pp = &out->parts[c->part];
-	bool busy = false;
-	char *e = NULL;
-
-	if (retire_group(conn, cfg, rs, cutoff, run_id, pc, c, 1, out, &busy,
-			 &e))
-		return true;
-	if (busy) {
-		pp->skipped = xasprintf("lock not granted: %s", e);
-		free(e);
-		return true;
-	}
-	*err = xasprintf("partition %s: %s", pp->name, e);
-	free(e);
-	return false;
-}
-
-/* How many partitions the next group takes, when each took EACH ms and a
- * group aims at AIM ms. */
-static size_t
-group_size(double aim, double each)
-{
-	if (each * GROUP_MAX <= aim)
-		return GROUP_MAX;
-	if (each >= aim)
-		return 1;
-	return (size_t)(aim / each);
-}
-
-/*
- * Retire the N partitions of C in groups, a transaction each. A drop or
- * detach locks the parent table ACCESS EXCLUSIVE until its transaction
- * ends, so a group aims at half the rule's batch_target: the first is one
- * partition, the next sized from the time each took. Each transaction
- * costs a commit (on Citus a two-phase one on every worker), a lock and
- * its round trips: one per partition made drops on Citus half again as
- * slow as Citus's drop_old_time_partitions() (bench/README.md). A group
- * that fails is rolled back and its partitions retried one by one, so a
- * busy lock skips only its own partition and an error names its own.
- */
-static bool
-retire_groups(PGconn *conn, const struct config *cfg, struct plan *rs,
-	      const char *cutoff, long long run_id, struct pcount *pc,
-	      const struct candidate *c, size_t n,
-	      struct partition_result *out, char **err)
-{
-	double aim = (double)duration_ms(&rs->rule->limits.batch_target) / 2;
-	size_t size = 1, k;
-
-	for (size_t i = 0; i < n; i += k) {
-		k = size < n - i ? size : n - i;
-		double t0 = monotonic_ms();
-		if (k > 1) {
-			bool busy = false;
-			char *e = NULL;
-			if (retire_group(conn, cfg, rs, cutoff, run_id, pc,
-					 &c[i], k, out, &busy, &e)) {
-				size = group_size(aim, (monotonic_ms() - t0) / (double)k);
-				continue;
-			}
-			free(e);
-		}
-		for (size_t j = 0; j < k; j++)
-			if (!retire_one(conn, cfg, rs, cutoff, run_id, pc,
-					&c[i + j], out, err))
-				return false;
-		size = k > 1 ? 1 : group_size(aim, monotonic_ms() - t0);
-	}
-	return true;
-}
-
-/* A detach someone started CONCURRENTLY and did not finish blocks further
- * detaches of that table; FINALIZE completes it. */
-static bool
-finalize(PGconn *conn, const struct plan *rs, const char *qpart, char **err)
-{
-	char *sql = xasprintf("ALTER TABLE %s DETACH PARTITION %s FINALIZE",
-			      rs->qtable, qpart);
-	bool ok = db_exec(conn, sql, err);
-	free(sql);
-	return ok;
 }
 
 bool
@@ -346,14 +222,18 @@ partition_retire(PGconn *conn, const struct config *cfg, struct plan *rs,
 			pcount_prepare(&pc);
 			break;
 		}
-	struct candidate *cand = xcalloc((size_t)PQntuples(res) + 1,
-					 sizeof(*cand));
-	size_t n_cand = 0;
 	for (int i = 0; i < PQntuples(res) && ok; i++) {
 		bool expired = PQgetvalue(res, i, 3)[0] == 't';
 		bool pending = PQgetvalue(res, i, 4)[0] == 't';
 		char *qpart = db_qualified(conn, PQgetvalue(res, i, 0),
 					   PQgetvalue(res, i, 1));
+		struct pcount_target target = {
+			.oid = PQgetvalue(res, i, 5),
+			.schema = PQgetvalue(res, i, 0),
+			.table = PQgetvalue(res, i, 1),
+			.qpart = qpart,
+			.reltuples = atof(PQgetvalue(res, i, 6)),
+		};
 		char *name = xasprintf("%s.%s", PQgetvalue(res, i, 0),
 				       PQgetvalue(res, i, 1));
 		if (pending && !dry_run) {
@@ -380,34 +260,31 @@ partition_retire(PGconn *conn, const struct config *cfg, struct plan *rs,
 		memset(pp, 0, sizeof(*pp));
 		pp->name = name;
 		pp->bound = xstrdup(PQgetvalue(res, i, 2));
-		struct candidate *cd = &cand[n_cand++];
-		*cd = (struct candidate){
-			.part = out->n - 1,
-			.qpart = qpart,
-			.target = {
-				.oid = PQgetvalue(res, i, 5),
-				.schema = PQgetvalue(res, i, 0),
-				.table = PQgetvalue(res, i, 1),
-				.qpart = qpart,
-				.reltuples = atof(PQgetvalue(res, i, 6)),
-			},
-		};
-		if (!dry_run)
-			continue;
+
 		const char *why = why_kept(conn, rs, qpart, err);
-		if (!why)
+		if (!why) {
 			ok = false;
-		else if (*why)
+		} else if (*why) {
 			pp->skipped = xstrdup(why);
-		else
-			ok = pcount_rows(&pc, conn, &cd->target, &pp->rows, err);
+		} else if (dry_run) {
+			ok = pcount_rows(&pc, conn, &target, &pp->rows, err);
+		} else {
+			bool busy = false;
+			char *e = NULL;
+			if (retire_one(conn, cfg, rs, cutoff, run_id, &pc, &target,
+				       pp, &busy, &e)) {
+				out->rows += pp->rows;
+			} else if (busy) {
+				pp->skipped = xasprintf("lock not granted: %s", e);
+				free(e);
+			} else {
+				*err = xasprintf("partition %s: %s", name, e);
+				free(e);
+				ok = false;
+			}
+		}
+		free(qpart);
 	}
-	if (ok && !dry_run)
-		ok = retire_groups(conn, cfg, rs, cutoff, run_id, &pc, cand,
-				   n_cand, out, err);
-	for (size_t i = 0; i < n_cand; i++)
-		free(cand[i].qpart);
-	free(cand);
 	pcount_close(&pc);
 	PQclear(res);
 	return ok;

@@ -7,10 +7,8 @@
  * every row in them is expired — and never the default partition. A
  * partition with a held subject's rows, or rows the rule's `where` keeps,
  * is left to row batches; so is every partition of a table that other
- * tables reference. Partitions leave in groups, a transaction each sized
- * to half the rule's batch_target: lock them, check again for held rows,
- * count each (pcount.h), drop or detach each, and insert one audit row
- * each.
+ * tables reference. Each drop or detach is one transaction: lock, count
+ * the rows (pcount.h), drop or detach, and insert the audit row.
  */
 #ifndef RETENTIOND_PARTITION_H
 #define RETENTIOND_PARTITION_H

@@ -5,8 +5,7 @@ import re
 import subprocess
 import time
 
-from harness import (IntegrationTest, clean_env, main, real_clock, write_config,
-                     write_secret)
+from harness import IntegrationTest, clean_env, main, write_config, write_secret
 
 KEY = "relational-test-pseudonym-key-0123456789"
 
@@ -213,111 +212,6 @@ WHERE i.inhparent = 'events'::regclass
             dbname=self.db), sorted(trimmed))
         self.assertEqual(self.sql("SELECT to_regclass('events_default') IS NOT NULL"), "t")
         self.assertExit(self.rd(conf, "verify"), 0)
-
-    def whole_partitions(self):
-        return [r[0] for r in self.cluster.query("""
-SELECT 'public.' || c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-WHERE i.inhparent = 'events'::regclass
-  AND (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \\(''([^'']*)''\\)'))[1]::timestamptz
-      <= now() - interval '100 days'
-ORDER BY (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \\(''([^'']*)''\\)'))[1]::timestamptz""",
-            dbname=self.db)]
-
-    def drop_transactions(self):
-        """The partitions dropped, grouped by transaction ("now", the
-        audit row's started_at, is its transaction's start), oldest first."""
-        rows = self.cluster.query(
-            "SELECT started_at, target FROM retention.actions"
-            " WHERE action = 'drop_partition' ORDER BY id", dbname=self.db)
-        groups = []
-        for started, target in rows:
-            if groups and groups[-1][0] == started:
-                groups[-1][1].append(target)
-            else:
-                groups.append((started, [target]))
-        return [g[1] for g in groups]
-
-    def test_expired_partitions_leave_in_groups_sized_to_the_batch_target(self):
-        self.make_monthly()
-        whole = self.whole_partitions()
-        self.assertGreaterEqual(len(whole), 7)
-        conf = self.config(self.partition_rule())
-        self.init(conf)
-        self.assertExit(self.rd(conf, "run"), 0)
-        groups = self.drop_transactions()
-        self.assertEqual(sum(groups, []), whole)
-        # the first alone, to time one; the rest took a few milliseconds
-        # each, far under half of batch_target's 200 ms: together
-        self.assertEqual(len(groups[0]), 1, groups)
-        self.assertLess(len(groups), len(whole), groups)
-        self.assertEqual(self.expected_gone(), 0)
-        self.assertExit(self.rd(conf, "verify"), 0)
-
-    def test_partitions_slower_than_the_batch_target_leave_one_by_one(self):
-        self.make_monthly()
-        whole = self.whole_partitions()
-        conf = self.config(self.partition_rule(extra='batch_target = "1ms";'))
-        self.init(conf)
-        self.assertExit(self.rd(conf, "run"), 0)
-        self.assertEqual(self.drop_transactions(), [[w] for w in whole])
-        self.assertEqual(self.expected_gone(), 0)
-
-    @real_clock("PostgreSQL's lock_timeout never fires under libfaketime")
-    def test_a_partition_someone_writes_to_is_left_and_the_rest_of_its_group_dropped(self):
-        self.make_monthly()
-        whole = self.whole_partitions()
-        busy = "public.events_m07"
-        self.assertIn(busy, whole[2:])
-        conf = self.config(self.partition_rule())
-        self.init(conf)
-        locker = subprocess.Popen(
-            [self.cluster._bin("psql"), "-X", "-q", "-A", "-t", "-h", self.cluster.host,
-             "-p", str(self.cluster.port), "-U", "postgres", "-d", self.db],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, env=clean_env())
-        self.addCleanup(lambda: (locker.poll() is None) and (locker.kill(), locker.wait()))
-        locker.stdin.write(f"BEGIN; LOCK TABLE {busy} IN ROW EXCLUSIVE MODE;\n\\echo READY\n")
-        locker.stdin.flush()
-        self.assertEqual(locker.stdout.readline().strip(), "READY")
-        t0 = time.monotonic()
-        proc = self.rd(conf, "run")
-        self.assertExit(proc, 0)
-        self.assertLess(time.monotonic() - t0, 30)
-        # its group was tried again partition by partition: only it stays,
-        # emptied by row batches (a ROW EXCLUSIVE lock lets them in)
-        self.assertEqual(sum(self.drop_transactions(), []), [w for w in whole if w != busy])
-        self.assertEqual(self.sql(f"SELECT to_regclass('{busy}') IS NOT NULL"), "t")
-        self.assertEqual(self.sql(f"SELECT count(*) FROM retention.actions"
-                                  f" WHERE target = '{busy}' AND action = 'delete'"), "1")
-        self.assertEqual(self.sql(f"SELECT count(*) FROM {busy}"), "0")
-        self.assertEqual(self.expected_gone(), 0)
-        locker.communicate("COMMIT;\n", timeout=10)
-        self.assertExit(self.rd(conf, "verify"), 0)
-
-    def test_partitions_where_nothing_is_due_yet_are_passed_over(self):
-        self.make_monthly()
-        # lower bound at or after the cutoff: no row in them can be due
-        young = [r[0] for r in self.cluster.query("""
-SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-WHERE i.inhparent = 'events'::regclass
-  AND (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \\(''([^'']*)''\\)'))[1]::timestamptz
-      >= now() - interval '100 days' ORDER BY 1""", dbname=self.db)]
-        self.assertIn("events_m00", young)
-        self.assertNotIn("events_m11", young)
-        conf = self.config(self.partition_rule("rows"))
-        self.init(conf)
-        self.sql(f"ALTER DATABASE {self.db} SET log_statement = 'all'")
-        mark = len(self.cluster.server_log())
-        self.assertExit(self.rd(conf, "run"), 0)
-        log = self.cluster.server_log()[mark:]
-        self.assertEqual([n for n in young if f'"{n}"' in log], [])
-        self.assertEqual([n for n in ("events_m11", "events_default")
-                          if f'"{n}"' not in log], [])
-        self.assertEqual(self.expected_gone(), 0)
-        self.assertEqual(self.sql("SELECT count(*) FROM retention.actions"
-                                  " WHERE action = 'delete' AND rows > 0"),
-                         self.sql("SELECT count(DISTINCT target) FROM retention.actions"
-                                  " WHERE action = 'delete'"))
 
     def test_detach_mode_keeps_expired_partitions_as_tables(self):
         self.make_monthly()
