@@ -106,16 +106,43 @@ rollback(PGconn *conn)
 		free(e);
 }
 
+/* Why the rows of partition QPART must stay ("": none need), or NULL
+ * with *err. */
+static const char *
+why_kept(PGconn *conn, struct plan *rs, const char *qpart, char **err)
+{
+	bool found = false;
+	if (rs->rule->where) {
+		char *cond = xasprintf("(%s)", rs->rule->where);
+		bool ok = any_row_fails(conn, rs, qpart, cond, &found, err);
+		free(cond);
+		if (!ok)
+			return NULL;
+		if (found)
+			return "rows the rule's where keeps";
+	}
+	if (strcmp(rs->not_held, "true") != 0) {
+		if (!any_row_fails(conn, rs, qpart, rs->not_held, &found, err))
+			return NULL;
+		if (found)
+			return "rows of a subject under legal hold";
+	}
+	return "";
+}
+
 /*
- * One transaction: lock the partition against writes, count, drop or
- * detach, audit. Returns false with *err; *lock_busy when only the lock
- * could not be had in time (the partition waits for the next cycle).
+ * One transaction: lock the partition against writes, check that none of
+ * its rows must stay (under the lock: a hold placed since the partitions
+ * were listed is seen), count, drop or detach, audit. Returns false with
+ * *err; *lock_busy when only the lock could not be had in time (the
+ * partition waits for the next cycle). *KEPT says why the partition
+ * stays ("": it left).
  */
 static bool
 retire_one(PGconn *conn, const struct config *cfg, struct plan *rs,
 	   const char *cutoff, long long run_id, struct pcount *pc,
 	   const struct pcount_target *target, struct partition_plan *pp,
-	   bool *lock_busy, char **err)
+	   const char **kept, bool *lock_busy, char **err)
 {
 	const char *qpart = target->qpart;
 	bool drop = rs->rule->partitions == PARTITIONS_DROP;
@@ -130,6 +157,13 @@ retire_one(PGconn *conn, const struct config *cfg, struct plan *rs,
 	free(lock);
 	if (!locked)
 		goto fail;
+	*kept = why_kept(conn, rs, qpart, err);
+	if (!*kept)
+		goto fail;
+	if (**kept) {
+		rollback(conn);
+		return true;
+	}
 	if (!pcount_rows(pc, conn, target, &pp->rows, err))
 		goto fail;
 	sql = drop ? xasprintf("DROP TABLE %s", qpart)
@@ -162,28 +196,6 @@ finalize(PGconn *conn, const struct plan *rs, const char *qpart, char **err)
 	bool ok = db_exec(conn, sql, err);
 	free(sql);
 	return ok;
-}
-
-static const char *
-why_kept(PGconn *conn, struct plan *rs, const char *qpart, char **err)
-{
-	bool found = false;
-	if (rs->rule->where) {
-		char *cond = xasprintf("(%s)", rs->rule->where);
-		bool ok = any_row_fails(conn, rs, qpart, cond, &found, err);
-		free(cond);
-		if (!ok)
-			return NULL;
-		if (found)
-			return "rows the rule's where keeps";
-	}
-	if (strcmp(rs->not_held, "true") != 0) {
-		if (!any_row_fails(conn, rs, qpart, rs->not_held, &found, err))
-			return NULL;
-		if (found)
-			return "rows of a subject under legal hold";
-	}
-	return "";
 }
 
 bool
@@ -261,7 +273,8 @@ partition_retire(PGconn *conn, const struct config *cfg, struct plan *rs,
 		pp->name = name;
 		pp->bound = xstrdup(PQgetvalue(res, i, 2));
 
-		const char *why = why_kept(conn, rs, qpart, err);
+		/* a run checks under the partition's lock (retire_one) */
+		const char *why = dry_run ? why_kept(conn, rs, qpart, err) : "";
 		if (!why) {
 			ok = false;
 		} else if (*why) {
@@ -271,9 +284,13 @@ partition_retire(PGconn *conn, const struct config *cfg, struct plan *rs,
 		} else {
 			bool busy = false;
 			char *e = NULL;
+			const char *kept = "";
 			if (retire_one(conn, cfg, rs, cutoff, run_id, &pc, &target,
-				       pp, &busy, &e)) {
-				out->rows += pp->rows;
+				       pp, &kept, &busy, &e)) {
+				if (*kept)
+					pp->skipped = xstrdup(kept);
+				else
+					out->rows += pp->rows;
 			} else if (busy) {
 				pp->skipped = xasprintf("lock not granted: %s", e);
 				free(e);

@@ -5,7 +5,8 @@ import re
 import subprocess
 import time
 
-from harness import IntegrationTest, clean_env, main, write_config, write_secret
+from harness import (IntegrationTest, clean_env, main, real_clock, write_config,
+                     write_secret)
 
 KEY = "relational-test-pseudonym-key-0123456789"
 
@@ -211,6 +212,71 @@ WHERE i.inhparent = 'events'::regclass
             "SELECT target FROM retention.actions WHERE action = 'delete' ORDER BY 1",
             dbname=self.db), sorted(trimmed))
         self.assertEqual(self.sql("SELECT to_regclass('events_default') IS NOT NULL"), "t")
+        self.assertExit(self.rd(conf, "verify"), 0)
+
+    def whole_partitions(self):
+        return [r[0] for r in self.cluster.query("""
+SELECT 'public.' || c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+WHERE i.inhparent = 'events'::regclass
+  AND (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \\(''([^'']*)''\\)'))[1]::timestamptz
+      <= now() - interval '100 days'
+ORDER BY (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \\(''([^'']*)''\\)'))[1]::timestamptz""",
+            dbname=self.db)]
+
+    def drop_transactions(self):
+        """The partitions dropped, grouped by transaction ("now", the
+        audit row's started_at, is its transaction's start), oldest first."""
+        rows = self.cluster.query(
+            "SELECT started_at, target FROM retention.actions"
+            " WHERE action = 'drop_partition' ORDER BY id", dbname=self.db)
+        groups = []
+        for started, target in rows:
+            if groups and groups[-1][0] == started:
+                groups[-1][1].append(target)
+            else:
+                groups.append((started, [target]))
+        return [g[1] for g in groups]
+
+    def test_each_partition_leaves_in_a_transaction_of_its_own(self):
+        self.make_monthly()
+        whole = self.whole_partitions()
+        self.assertGreaterEqual(len(whole), 7)
+        conf = self.config(self.partition_rule())
+        self.init(conf)
+        self.assertExit(self.rd(conf, "run"), 0)
+        self.assertEqual(self.drop_transactions(), [[w] for w in whole])
+        self.assertEqual(self.expected_gone(), 0)
+        self.assertExit(self.rd(conf, "verify"), 0)
+
+    @real_clock("PostgreSQL's lock_timeout never fires under libfaketime")
+    def test_a_partition_someone_writes_to_is_left_and_the_others_dropped(self):
+        self.make_monthly()
+        whole = self.whole_partitions()
+        busy = "public.events_m07"
+        self.assertIn(busy, whole[2:])
+        conf = self.config(self.partition_rule())
+        self.init(conf)
+        locker = subprocess.Popen(
+            [self.cluster._bin("psql"), "-X", "-q", "-A", "-t", "-h", self.cluster.host,
+             "-p", str(self.cluster.port), "-U", "postgres", "-d", self.db],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, env=clean_env())
+        self.addCleanup(lambda: (locker.poll() is None) and (locker.kill(), locker.wait()))
+        locker.stdin.write(f"BEGIN; LOCK TABLE {busy} IN ROW EXCLUSIVE MODE;\n\\echo READY\n")
+        locker.stdin.flush()
+        self.assertEqual(locker.stdout.readline().strip(), "READY")
+        t0 = time.monotonic()
+        proc = self.rd(conf, "run")
+        self.assertExit(proc, 0)
+        self.assertLess(time.monotonic() - t0, 30)
+        # only it stays, emptied by row batches (ROW EXCLUSIVE lets them in)
+        self.assertEqual(sum(self.drop_transactions(), []), [w for w in whole if w != busy])
+        self.assertEqual(self.sql(f"SELECT to_regclass('{busy}') IS NOT NULL"), "t")
+        self.assertEqual(self.sql(f"SELECT count(*) FROM retention.actions"
+                                  f" WHERE target = '{busy}' AND action = 'delete'"), "1")
+        self.assertEqual(self.sql(f"SELECT count(*) FROM {busy}"), "0")
+        self.assertEqual(self.expected_gone(), 0)
+        locker.communicate("COMMIT;\n", timeout=10)
         self.assertExit(self.rd(conf, "verify"), 0)
 
     def test_detach_mode_keeps_expired_partitions_as_tables(self):
