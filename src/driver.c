@@ -346,7 +346,7 @@ driver_run(const struct driver_ctx *d, struct plan *rs, size_t ti,
 		free(err);
 		err = NULL;
 	}
-	plan_citus_pool(d->conn, rs, true);
+	plan_citus_pool(d->conn, rs, PLAN_CITUS_POOL);
 	for (;;) {
 		struct driver_event ev = { .kind = DRIVER_EV_READY };
 		enum wait_result wr = wait_before_batch(d, rs, ti, deadline, &err);

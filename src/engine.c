@@ -328,6 +328,8 @@ count_before(struct cycle *c, struct plan *rs, struct rule_result *rr,
 		if (!c->opt->force && r->limits.max_fraction < 1.0)
 			at_most = (long long)(r->limits.max_fraction *
 					      (double)rr->table_rows) + 1;
+		if (at_most == 1)
+			plan_citus_pool(c->conn, rs, PLAN_CITUS_POOL_ONE);
 		if (!count_upto(c->conn, rs, rr->cutoff, at_most,
 				      &rr->eligible, err))
 			return false;
@@ -396,6 +398,7 @@ run_rule_steps(struct cycle *c, const struct rule *r, struct rule_result *rr)
 	    !count_before(c, &rs, rr, full, &err)) {
 		rr->outcome = OUTCOME_FAILED;
 		rr->message = err;
+		plan_citus_pool(c->conn, &rs, 0);
 		plan_release(&rs);
 		return;
 	}
@@ -413,6 +416,7 @@ run_rule_steps(struct cycle *c, const struct rule *r, struct rule_result *rr)
 	} else if (rr->eligible == 0) {
 		rr->outcome = OUTCOME_NOTHING;
 		if (after_run(c, &rs, rr)) {
+			plan_citus_pool(c->conn, &rs, 0);
 			plan_release(&rs);
 			rr->seconds = (monotonic_ms() - t0) / 1000.0;
 			return;
@@ -420,6 +424,7 @@ run_rule_steps(struct cycle *c, const struct rule *r, struct rule_result *rr)
 	} else {
 		double deadline = t0 + (double)duration_ms(&r->limits.max_runtime);
 		rr->outcome = OUTCOME_DONE;
+		plan_citus_pool(c->conn, &rs, PLAN_CITUS_POOL_ONE);
 		if (!retire_partitions(c, &rs, rr, &err)) {
 			rr->outcome = OUTCOME_FAILED;
 			rr->message = err;
@@ -429,7 +434,7 @@ run_rule_steps(struct cycle *c, const struct rule *r, struct rule_result *rr)
 				rr->outcome = work_target(c, &rs, i, rr, deadline);
 		status(c, "rule %s: counting what is left", r->name);
 		if (after_run(c, &rs, rr)) {
-			plan_citus_pool(c->conn, &rs, false);
+			plan_citus_pool(c->conn, &rs, 0);
 			plan_release(&rs);
 			rr->seconds = (monotonic_ms() - t0) / 1000.0;
 			return;
@@ -438,7 +443,7 @@ run_rule_steps(struct cycle *c, const struct rule *r, struct rule_result *rr)
 	note_oldest(c, &rs, rr);
 	note_overdue(c, &rs, rr);
 	/* the batches' pool served the counts after them too */
-	plan_citus_pool(c->conn, &rs, false);
+	plan_citus_pool(c->conn, &rs, 0);
 	plan_release(&rs);
 	rr->seconds = (monotonic_ms() - t0) / 1000.0;
 }

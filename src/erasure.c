@@ -218,7 +218,7 @@ apply_pass(const struct driver_ctx *d, const struct rule *r,
 		rr->failed = true;
 	}
 	free(detail);
-	plan_citus_pool(d->conn, &rs, false);	/* set by driver_run */
+	plan_citus_pool(d->conn, &rs, 0);	/* set by driver_run */
 	plan_release(&rs);
 }
 

@@ -342,12 +342,13 @@ plan_citus_table_rows(PGconn *conn, const struct plan *p, long long *rows,
  * application, and keeps every connection of it from one batch to the
  * next, and for the count after them. Not for a partition's DROP: there
  * more connections only cost more to open, each one a new backend on a
- * worker.
+ * worker; those, and the check whether any row is due, use one per
+ * worker (PLAN_CITUS_POOL_ONE, measured 10-40 % quicker than Citus's 16).
  */
 static bool
-set_pool(PGconn *conn, bool on, char **err)
+set_pool(PGconn *conn, int size, char **err)
 {
-	if (!on)
+	if (size == 0)
 		return db_exec(conn, "RESET citus.max_adaptive_executor_pool_size",
 			       err) &&
 		       db_exec(conn, "RESET citus.max_cached_conns_per_worker",
@@ -362,7 +363,7 @@ set_pool(PGconn *conn, bool on, char **err)
 		" THEN least(setting::int, %d) ELSE setting::int END AS n"
 		" FROM pg_catalog.pg_settings"
 		" WHERE name = 'citus.max_adaptive_executor_pool_size') s",
-		PLAN_CITUS_POOL);
+		size);
 	PGresult *res = db_query(conn, sql, 0, NULL, err);
 	free(sql);
 	PQclear(res);
@@ -370,17 +371,17 @@ set_pool(PGconn *conn, bool on, char **err)
 }
 
 void
-plan_citus_pool(PGconn *conn, struct plan *p, bool on)
+plan_citus_pool(PGconn *conn, struct plan *p, int size)
 {
 	char *err = NULL;
 
-	if (!p->citus || p->citus->pool == on)
+	if (!p->citus || p->citus->pool == size)
 		return;
 	/* a failure costs only speed; either way a reset is tried after */
-	p->citus->pool = on;
-	if (!set_pool(conn, on, &err)) {
+	p->citus->pool = size;
+	if (!set_pool(conn, size, &err)) {
 		log_debug("rule \"%s\": could not %s the connection pool to "
-			  "the workers: %s", p->rule->name, on ? "set" : "reset",
+			  "the workers: %s", p->rule->name, size ? "set" : "reset",
 			  err);
 		free(err);
 	}

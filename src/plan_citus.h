@@ -34,7 +34,8 @@ struct plan_citus {
 	char *pk;		/* t."a", t."b": the primary key's columns */
 	char *held_sql;		/* the held ids' query, NULL without subject */
 	char *held;		/* their text[] literal, read per statement */
-	bool pool;		/* the session's pool is set (plan_citus_pool) */
+	int pool;		/* the session's pool (plan_citus_pool), 0:
+				 * Citus's own */
 };
 
 /*
@@ -60,6 +61,11 @@ bool plan_citus_primary_key(PGconn *conn, const char *oid, char **out,
  * multi-shard statement, unless an admin set
  * citus.max_adaptive_executor_pool_size; kept between batches. */
 #define PLAN_CITUS_POOL 4
+/* ... and for the statements before the batches, whose tasks on each
+ * shard are tiny (a LIMIT 1, a partition's count and DROP): one per
+ * worker, the tasks one after another on it, costs less than opening
+ * more (bench/README.md, "Citus"). */
+#define PLAN_CITUS_POOL_ONE 1
 
 /* Set p->citus when P's table (p->oid) is a Citus table. */
 bool plan_citus_detect(PGconn *conn, struct plan *p, char **err) MUSTCHECK;
@@ -96,13 +102,15 @@ bool plan_citus_refresh_held(PGconn *conn, const struct plan *p,
 void plan_citus_table_rows(PGconn *conn, const struct plan *p,
 			   long long *rows, bool *known);
 
-/* On a Citus table P, ON: the session's pool of connections to each
- * worker for a rule's batches and the counts after them
- * (PLAN_CITUS_POOL, kept between transactions; driver_run sets it, once
- * for all of a rule's targets); off: Citus's own again (the caller, when
- * its counts are done; nothing when it was not set). A failure
- * costs only speed: it is logged at debug level. */
-void plan_citus_pool(PGconn *conn, struct plan *p, bool on);
+/* On a Citus table P, SIZE: the session's pool of connections to each
+ * worker: PLAN_CITUS_POOL for a rule's batches and the counts after them
+ * (kept between transactions; driver_run sets it, once for all of a
+ * rule's targets), PLAN_CITUS_POOL_ONE for the existence check and the
+ * partition drops before them (engine.c); 0: Citus's own again (the
+ * caller, when its counts are done; nothing when it was not set). An
+ * admin's own pool size is kept. A failure costs only speed: it is
+ * logged at debug level. */
+void plan_citus_pool(PGconn *conn, struct plan *p, int size);
 
 void plan_citus_free(struct plan_citus *c);
 

@@ -273,7 +273,8 @@ INSERT INTO sessions SELECT g, now() - interval '3 years' FROM generate_series(1
         bench/README.md, "Citus"); for its batches retentiond's session
         sets a pool of 4 per worker and keeps all of it between
         transactions, and for the count after them, then gives Citus its
-        own settings back."""
+        own settings back. The check whether any row is due, tiny on each
+        shard, goes over one connection per worker."""
         self.seed_events()
         self.sql(f"ALTER DATABASE {self.db} SET log_statement = 'all'")
         conf = self.config(self.EVENTS_RULE)
@@ -282,27 +283,34 @@ INSERT INTO sessions SELECT g, now() - interval '3 years' FROM generate_series(1
         self.assertExit(proc, 0)
         self.assertClean(proc)
         log = self.cluster.coordinator.server_log()[mark:]
-        pool = log.find("set_config('citus.max_adaptive_executor_pool_size'")
+        setter = "set_config('citus.max_adaptive_executor_pool_size'"
+        one = log.find(setter)
+        due = log.find("LIMIT", one)
+        pool = log.find(setter, one + 1)
         first = log.find('DELETE FROM "public"."events"')
         last = log.rfind('DELETE FROM "public"."events"')
         after = log.find("WITH due AS", last)
         reset = log.find("RESET citus.max_cached_conns_per_worker", last)
         self.assertGreaterEqual(first, 0, "no batch in the log")
-        self.assertTrue(0 <= pool < first, "the pool is set before the batches")
+        self.assertTrue(0 <= one < due < pool < first,
+                        "one connection per worker for the check, then the pool")
         self.assertTrue(last < after < reset, "and reset after them and the count after them")
         self.assertIn("set_config('citus.max_cached_conns_per_worker'", log[pool:first])
-        self.assertEqual(log.count("set_config('citus.max_adaptive_executor_pool_size'"), 1,
-                         "set once, reset once")
+        self.assertEqual(log.count(setter), 2, "set twice, reset once")
         self.assertEqual(log.count("RESET citus.max_cached_conns_per_worker"), 1)
-        # the same query in a session of its own: 4, or an admin's choice
+        # the same queries in a session of their own: 1 and 4, or an
+        # admin's choice
         q = ("SELECT current_setting('citus.max_adaptive_executor_pool_size'),"
              " current_setting('citus.max_cached_conns_per_worker')")
-        stmt = re.search(r"(?:statement|execute [^:]*): (SELECT pg_catalog.set_config"
-                         r"\('citus.max_adaptive_executor_pool_size'.*)", log).group(1)
-        self.assertEqual(self.sql(stmt + ";" + q).splitlines()[-1], "4|4")
+        stmts = re.findall(r"(?:statement|execute [^:]*): (SELECT pg_catalog.set_config"
+                           r"\('citus.max_adaptive_executor_pool_size'.*)", log)
+        self.assertEqual(len(stmts), 2)
+        self.assertEqual(self.sql(stmts[0] + ";" + q).splitlines()[-1], "1|1")
+        self.assertEqual(self.sql(stmts[1] + ";" + q).splitlines()[-1], "4|4")
         self.sql(f"ALTER DATABASE {self.db} SET"
                  " citus.max_adaptive_executor_pool_size = 2")
-        self.assertEqual(self.sql(stmt + ";" + q).splitlines()[-1], "2|2")
+        self.assertEqual(self.sql(stmts[0] + ";" + q).splitlines()[-1], "2|2")
+        self.assertEqual(self.sql(stmts[1] + ";" + q).splitlines()[-1], "2|2")
 
     def test_rows_of_one_age_go_in_bounded_batches(self):
         """A time slice cannot be narrower than a second: when one age
