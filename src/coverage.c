@@ -121,7 +121,14 @@ load_tables(struct scan *s, char **err)
 	const char *params[1] = { s->cfg->database.schema };
 	PGresult *res = db_query(s->conn,
 		"SELECT c.oid::int8, n.nspname, c.relname, c.reltuples::float8,"
-		" a.attnum, a.attname, bt.typname, c.relpages::float8,"
+		" a.attnum, a.attname, bt.typname,"
+		/* a partitioned table has no pages of its own: its sample
+		 * is spread over its partitions' */
+		" CASE WHEN c.relkind = 'p' THEN (SELECT"
+		"  pg_catalog.sum(l.relpages)::float8"
+		"  FROM pg_catalog.pg_partition_tree(c.oid) pt"
+		"  JOIN pg_catalog.pg_class l ON l.oid = pt.relid"
+		"  WHERE pt.isleaf) ELSE c.relpages::float8 END,"
 		" pg_catalog.has_column_privilege(c.oid, a.attnum, 'SELECT')"
 		" FROM pg_catalog.pg_class c"
 		" JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"

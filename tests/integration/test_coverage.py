@@ -463,6 +463,28 @@ ANALYZE;
         self.assertNotIn("public.parted_1", n)
         self.assertOutput(p, r"^UNCOVERED public\.big: k \(values 100% e-mail; high\)", "stdout")
 
+    def test_a_partitioned_table_sample_is_never_empty_by_chance(self):
+        # the parent has no pages of its own: a small sample over many
+        # partitions must still ask for enough of their pages
+        self.sql("""
+DO $$ BEGIN
+  IF to_regclass('thin') IS NULL THEN
+    CREATE TABLE thin (id int, k text) PARTITION BY RANGE (id);
+    FOR i IN 0..7 LOOP
+      EXECUTE format('CREATE TABLE thin_%s PARTITION OF thin FOR VALUES FROM (%s) TO (%s)',
+                     i, i * 5000, (i + 1) * 5000);
+    END LOOP;
+    INSERT INTO thin SELECT g, 't' || g || '@example.com' FROM generate_series(0, 39999) g;
+    ANALYZE thin;
+  END IF;
+END $$;
+""")
+        conf = self.config(extra="coverage: { sample_rows = 10; };")
+        for _ in range(3):
+            n = self.sampled(self.coverage(conf, verbose=True))
+            self.assertGreater(n["public.thin"], 0)
+            self.assertLessEqual(n["public.thin"], 10)
+
     def test_unreadable_tables_are_not_sampled_and_not_warned_about(self):
         self.sql("""
 DO $$ BEGIN
